@@ -1,0 +1,58 @@
+"""Delete the parts of the project whose option was answered "no", then print the next steps.
+
+Each optional part is whole files and folders, so the template needs no Jinja to decide what exists: this
+hook removes what was not chosen, and a new option is one more row in ``REMOVALS``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+# (answer, value) -> paths, relative to the project folder, that exist only when the answer is not this value.
+REMOVALS: dict[tuple[str, str], list[str]] = {
+    ("include_k8s", "no"): ["k8s"],
+    ("include_monitoring", "no"): ["monitoring"],
+}
+
+
+def remove_unselected(answers: Mapping[str, str], project: Path) -> list[str]:
+    """Remove the paths of every option not chosen; return one warning per path that was not there.
+
+    A missing path is not an error for the user, whose project is fine, but it means ``REMOVALS`` and the
+    template have drifted apart, so it is reported rather than ignored.
+    """
+    warnings = []
+    for (key, value), paths in REMOVALS.items():
+        if answers.get(key) != value:
+            continue
+        for name in paths:
+            target = project / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+            else:
+                warnings.append(f"{key}={value}: {name} is not in the project; REMOVALS and the template disagree")
+    return warnings
+
+
+def next_steps(slug: str) -> str:
+    """Return the commands to type next, in the order they are needed."""
+    return "\n".join(["", "Next steps:", f"  cd {slug}", "  make install", "  make run", "  make test", ""])
+
+
+def main() -> None:
+    """Trim the baked project, which is the working directory cookiecutter runs this hook in."""
+    rendered = json.loads(r"""{{ cookiecutter | jsonify }}""")
+    answers = {key: str(value) for key, value in rendered.items() if not key.startswith("_")}
+    for warning in remove_unselected(answers, Path.cwd()):
+        print(f"warning: {warning}", file=sys.stderr)
+    print(next_steps(answers["project_slug"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""The hooks: bad answers stop the bake before anything is written; unchosen parts are removed after it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+DEFAULTS: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+
+
+def load_hook(name: str) -> ModuleType:
+    """Import a hook from its file, unrendered: its Jinja sits in a string literal that only ``main`` reads."""
+    spec = importlib.util.spec_from_file_location(name, TEMPLATE / "hooks" / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pre_gen = load_hook("pre_gen_project")
+post_gen = load_hook("post_gen_project")
+
+# The default answers as cookiecutter renders them: the first of each choice, the Jinja defaults worked out.
+GOOD: dict[str, str] = {
+    **{key: value[0] if isinstance(value, list) else value for key, value in DEFAULTS.items() if key[0] != "_"},
+    "project_slug": "orders-service",
+    "package_name": "orders_service",
+}
+
+
+def test_default_answers_pass() -> None:
+    """The default answers break no rule."""
+    assert pre_gen.validate(GOOD) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("project_slug", "a", id="slug-one-letter"),
+        pytest.param("project_slug", "a" * 63, id="slug-63"),
+        pytest.param("project_slug", "x-svc2", id="slug-digit-end"),
+        pytest.param("package_name", "_private", id="package-underscore"),
+        pytest.param("package_name", "x_svc", id="package-plain"),
+        pytest.param("project_name", "Café Service", id="name-unicode"),
+        pytest.param("description", "", id="description-empty"),
+        pytest.param("port", "1", id="port-1"),
+        pytest.param("port", "65535", id="port-max"),
+        pytest.param("author_email", "a.b+c@mail.example.co.uk", id="email-plus"),
+    ],
+)
+def test_good_answer_passes(field: str, value: str) -> None:
+    """An answer at the edge of its rule is still accepted."""
+    assert pre_gen.validate({**GOOD, field: value}) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        pytest.param("project_name", "", id="name-empty"),
+        pytest.param("project_name", "   ", id="name-blank"),
+        pytest.param("project_name", "Orders\nService", id="name-newline"),
+        pytest.param("project_name", "Orders\x00", id="name-nul"),
+        pytest.param("project_slug", "", id="slug-empty"),
+        pytest.param("project_slug", "my app", id="slug-space"),
+        pytest.param("project_slug", "My-App", id="slug-upper"),
+        pytest.param("project_slug", "café", id="slug-unicode"),
+        pytest.param("project_slug", "a/b", id="slug-slash"),
+        pytest.param("project_slug", "a\\b", id="slug-backslash"),
+        pytest.param("project_slug", "a..b", id="slug-dotdot"),
+        pytest.param("project_slug", "../x", id="slug-parent"),
+        pytest.param("project_slug", "app\x00", id="slug-nul"),
+        pytest.param("project_slug", "1app", id="slug-leading-digit"),
+        pytest.param("project_slug", "-app", id="slug-leading-dash"),
+        pytest.param("project_slug", "app-", id="slug-trailing-dash"),
+        pytest.param("project_slug", "my_app", id="slug-underscore"),
+        pytest.param("project_slug", "app\n", id="slug-trailing-newline"),
+        pytest.param("project_slug", "a" * 64, id="slug-64"),
+        pytest.param("package_name", "", id="package-empty"),
+        pytest.param("package_name", "my app", id="package-space"),
+        pytest.param("package_name", "MyApp", id="package-upper"),
+        pytest.param("package_name", "café", id="package-unicode"),
+        pytest.param("package_name", "a/b", id="package-slash"),
+        pytest.param("package_name", "..", id="package-dotdot"),
+        pytest.param("package_name", "1app", id="package-leading-digit"),
+        pytest.param("package_name", "my-app", id="package-dash"),
+        pytest.param("package_name", "class", id="package-keyword"),
+        pytest.param("package_name", "match", id="package-soft-keyword"),
+        pytest.param("package_name", "type", id="package-soft-keyword-312"),
+        pytest.param("package_name", "json", id="package-stdlib-json"),
+        pytest.param("package_name", "asyncio", id="package-stdlib-asyncio"),
+        pytest.param("package_name", "typing", id="package-stdlib-typing"),
+        pytest.param("package_name", "fastapi", id="package-dep-fastapi"),
+        pytest.param("package_name", "redis", id="package-dep-redis"),
+        pytest.param("package_name", "sqlalchemy", id="package-dep-sqlalchemy"),
+        pytest.param("package_name", "tests", id="package-tests"),
+        pytest.param("description", "two\nlines", id="description-newline"),
+        pytest.param("description", "red \x1b[31m", id="description-escape"),
+        pytest.param("author_name", "", id="author-empty"),
+        pytest.param("author_name", "Ann\rBee", id="author-cr"),
+        pytest.param("author_email", "", id="email-empty"),
+        pytest.param("author_email", "platform", id="email-no-at"),
+        pytest.param("author_email", "a@b", id="email-no-dot"),
+        pytest.param("author_email", "a b@c.d", id="email-space"),
+        pytest.param("author_email", "a@@b.c", id="email-two-at"),
+        pytest.param("author_email", "@example.com", id="email-no-name"),
+        pytest.param("port", "", id="port-empty"),
+        pytest.param("port", "0", id="port-0"),
+        pytest.param("port", "65536", id="port-65536"),
+        pytest.param("port", "70000", id="port-70000"),
+        pytest.param("port", "abc", id="port-abc"),
+        pytest.param("port", "+80", id="port-plus"),
+        pytest.param("port", " 80", id="port-space"),
+        pytest.param("port", "080", id="port-leading-zero"),
+        pytest.param("port", "\uff18\uff10", id="port-fullwidth-digits"),
+        pytest.param("python_version", "2.7", id="python-2.7"),
+        pytest.param("python_version", "3.10", id="python-3.10"),
+        pytest.param("include_k8s", "maybe", id="k8s-maybe"),
+        pytest.param("include_k8s", "Yes", id="k8s-capital"),
+        pytest.param("include_monitoring", "", id="monitoring-empty"),
+    ],
+)
+def test_bad_answer_yields_one_line_naming_the_field(field: str, value: str) -> None:
+    """A bad answer yields exactly one problem, which starts with the field's name."""
+    problems = pre_gen.validate({**GOOD, field: value})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{field}: ")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    """With no answers at all, every field that may not be empty is named, so one run is enough to fix them all."""
+    fields = [problem.split(":")[0] for problem in pre_gen.validate({})]
+    assert fields == [field for field in pre_gen.RULES if field != "description"]
+
+
+def test_every_answer_has_a_rule() -> None:
+    """Each answer of cookiecutter.json is checked, so a new answer cannot arrive unchecked."""
+    assert set(pre_gen.RULES) == {key for key in DEFAULTS if not key.startswith("_")}
+
+
+def test_choices_match_cookiecutter_json() -> None:
+    """The hook's choice lists are exactly the list answers of cookiecutter.json, so the two cannot drift."""
+    lists = {key: value for key, value in DEFAULTS.items() if isinstance(value, list) and not key.startswith("_")}
+    assert lists == pre_gen.CHOICES
+
+
+def test_removals_name_real_choices() -> None:
+    """Every removal row is keyed by a choice answer and one of its values."""
+    for key, value in post_gen.REMOVALS:
+        assert value in pre_gen.CHOICES[key], (key, value)
+
+
+@pytest.mark.parametrize("hook", ["pre_gen_project", "post_gen_project"])
+def test_hook_jinja_is_one_literal(hook: str) -> None:
+    """A hook's only Jinja is the one literal holding the answers, so the rest of it is plain, testable Python."""
+    text = (TEMPLATE / "hooks" / f"{hook}.py").read_text()
+    assert text.count("{{") == 1
+    assert text.count('r"""{{ cookiecutter | jsonify }}"""') == 1
+    assert "{%" not in text
+    assert "{#" not in text
+
+
+def cli_bake(out: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+    """Bake through the real command line, as a user would, with the cookiecutter of this environment."""
+    cmd = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), *answers, "-o", str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+NOT_CAUGHT = "cookiecutter makes the project folder before the pre-gen hook runs"
+# cookiecutter itself refuses a value outside a choice list given on the command line, before the hook runs.
+NOT_A_CHOICE = "provided for choice variable {field},"
+
+
+@pytest.mark.parametrize(
+    ("answer", "field"),
+    [
+        pytest.param("project_name=Orders\tService", "project_name", id="name-tab"),
+        pytest.param("project_slug=My App", "project_slug", id="slug-space"),
+        pytest.param("project_slug=1app", "project_slug", id="slug-leading-digit"),
+        pytest.param("project_slug=app-", "project_slug", id="slug-trailing-dash"),
+        pytest.param("project_slug=café", "project_slug", id="slug-unicode"),
+        pytest.param("project_slug=" + "a" * 64, "project_slug", id="slug-64"),
+        pytest.param("project_slug=../escape", "project_slug", id="slug-parent"),
+        pytest.param("project_slug={tmp}/absolute", "project_slug", id="slug-absolute"),
+        pytest.param("package_name=class", "package_name", id="package-keyword"),
+        pytest.param("package_name=json", "package_name", id="package-stdlib"),
+        pytest.param("package_name=fastapi", "package_name", id="package-dependency"),
+        pytest.param("package_name=../pkg", "package_name", id="package-parent"),
+        pytest.param("package_name=my-app", "package_name", id="package-dash"),
+        pytest.param("description=two\nlines", "description", id="description-newline"),
+        pytest.param("author_email=nobody", "author_email", id="email"),
+        pytest.param("port=0", "port", id="port-0"),
+        pytest.param("port=70000", "port", id="port-70000"),
+        pytest.param("port= 80", "port", id="port-space"),
+        pytest.param("python_version=2.7", "python_version", id="python-2.7"),
+        pytest.param("include_k8s=maybe", "include_k8s", id="k8s-maybe"),
+        pytest.param(
+            "project_slug=a/b",
+            "project_slug",
+            marks=pytest.mark.xfail(strict=True, reason=f"{NOT_CAUGHT}, with its parents, and removes only the last"),
+            id="slug-nested",
+        ),
+        pytest.param(
+            "project_slug=..",
+            "project_slug",
+            marks=pytest.mark.xfail(strict=True, reason=f"{NOT_CAUGHT}, and '..' already exists"),
+            id="slug-dotdot",
+        ),
+    ],
+)
+def test_cli_refuses_bad_answer_and_leaves_nothing(tmp_path: Path, answer: str, field: str) -> None:
+    """A bad answer on the command line fails the bake, names the field, and leaves no folder behind."""
+    out = tmp_path / "out"
+    out.mkdir()
+    result = cli_bake(out, answer.format(tmp=tmp_path))
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    expected = NOT_A_CHOICE if field in pre_gen.CHOICES else "error: {field}: "
+    assert expected.format(field=field) in output, output
+    assert list(out.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_cli_good_bake(tmp_path: Path) -> None:
+    """Good answers bake a project folder named by the slug and print the next steps."""
+    result = cli_bake(tmp_path, "project_slug=x-svc", "package_name=x_svc")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x-svc").is_dir()
+    assert "cd x-svc" in result.stdout
+
+
+def test_cli_unicode_name_bakes_ascii_names(tmp_path: Path) -> None:
+    """A project name with accents gives an ASCII slug and package, which pass the rules."""
+    result = cli_bake(tmp_path, "project_name=Café Service")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "cafe-service" / "src" / "cafe_service").is_dir()
+
+
+def test_cli_unchosen_parts_are_absent(tmp_path: Path) -> None:
+    """Answering no to the optional parts bakes a project without their folders."""
+    result = cli_bake(tmp_path, "include_k8s=no", "include_monitoring=no")
+    assert result.returncode == 0, result.stderr
+    project = tmp_path / "orders-service"
+    assert project.is_dir()
+    assert not (project / "k8s").exists()
+    assert not (project / "monitoring").exists()
+
+
+@pytest.mark.parametrize(
+    ("answers", "kept"),
+    [
+        pytest.param({"include_k8s": "yes", "include_monitoring": "yes"}, {"k8s", "monitoring"}, id="everything"),
+        pytest.param({"include_k8s": "no", "include_monitoring": "yes"}, {"monitoring"}, id="no-k8s"),
+        pytest.param({"include_k8s": "yes", "include_monitoring": "no"}, {"k8s"}, id="no-monitoring"),
+        pytest.param({"include_k8s": "no", "include_monitoring": "no"}, set(), id="minimal"),
+    ],
+)
+def test_remove_unselected(tmp_path: Path, answers: dict[str, str], kept: set[str]) -> None:
+    """Each option answered no loses its folders; the others and the rest of the project stay."""
+    for name in ("k8s", "monitoring"):
+        (tmp_path / name / "sub").mkdir(parents=True)
+        (tmp_path / name / "sub" / "file.yaml").write_text("x: 1\n")
+    (tmp_path / "pyproject.toml").write_text("")
+    assert post_gen.remove_unselected(answers, tmp_path) == []
+    assert {path.name for path in tmp_path.iterdir()} == kept | {"pyproject.toml"}
+
+
+def test_missing_removal_path_is_reported(tmp_path: Path) -> None:
+    """A removal path that the project lacks gives a warning naming the answer, since the table has drifted."""
+    warnings = post_gen.remove_unselected({"include_k8s": "no"}, tmp_path)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("include_k8s=no: k8s ")

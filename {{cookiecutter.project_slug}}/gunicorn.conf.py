@@ -1,0 +1,55 @@
+"""gunicorn settings, all from the environment: ``gunicorn -c gunicorn.conf.py`` needs no other argument.
+
+The settings are validated here, in the master, so a bad value stops the process before any worker
+starts, with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# prometheus_client picks its multiprocess mode when first imported, so the directory is named before
+# anything imports it; the master empties it at start so that old workers' files don't linger.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / "{{ cookiecutter.package_name }}-metrics"))
+
+from {{ cookiecutter.package_name }}.observability import logging_config
+from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
+
+try:
+    _settings = Settings.from_env()
+except SettingsError as exc:
+    sys.stderr.write(f"invalid configuration:\n{exc}\n")
+    sys.exit(2)
+
+_server = _settings.server
+
+wsgi_app = "{{ cookiecutter.package_name }}.app:create_app()"
+worker_class = "{{ cookiecutter.package_name }}.worker.Worker"
+bind = [f"{_server.host}:{_server.port}"]
+workers = _server.workers
+graceful_timeout = int(_server.graceful_timeout)
+timeout = int(_server.worker_timeout_seconds)
+keepalive = int(_server.keepalive_seconds)
+max_requests = _server.max_requests
+max_requests_jitter = _server.max_requests_jitter
+accesslog = None  # the app writes one JSON access line per request
+logconfig_dict = logging_config(_settings.service.log_level)
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+worker_tmp_dir = os.environ.get("WORKER_TMP_DIR") or ("/dev/shm" if Path("/dev/shm").is_dir() else None)  # noqa: S108
+
+
+def on_starting(server: Any) -> None:
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

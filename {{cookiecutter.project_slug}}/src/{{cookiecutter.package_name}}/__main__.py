@@ -1,0 +1,74 @@
+"""Command line: ``python -m {{ cookiecutter.package_name }} serve | check-config | migrate | revision -m MESSAGE``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import orjson
+from pydantic import SecretStr
+
+from .settings import Settings, SettingsError
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return value
+
+
+def check_config(settings: Settings) -> str:
+    """The effective settings as JSON, secrets masked (a database URL keeps everything but its password)."""
+    effective = _masked(settings.model_dump())
+    effective["db"]["url"] = settings.db.masked_url
+    if settings.redis.url is not None:
+        effective["redis"]["url"] = settings.redis.masked_url
+    return orjson.dumps(effective, option=orjson.OPT_INDENT_2).decode()
+
+
+def serve(settings: Settings) -> None:
+    """The development server: one process, reload off, migrations applied first on the embedded SQLite."""
+    import uvicorn
+
+    from . import migrations
+    from .app import create_app
+
+    if settings.db.is_sqlite:
+        asyncio.run(migrations.upgrade(settings.db))
+    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.server.port, log_config=None, access_log=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the development server on 127.0.0.1:$PORT")
+    commands.add_parser("check-config", help="print the effective settings, secrets masked")
+    commands.add_parser("migrate", help="apply database migrations")
+    revision = commands.add_parser("revision", help="autogenerate a migration from the models")
+    revision.add_argument("-m", "--message", required=True)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+
+    from . import migrations
+
+    if args.command == "check-config":
+        print(check_config(settings))
+    elif args.command == "migrate":
+        asyncio.run(migrations.upgrade(settings.db))
+    elif args.command == "revision":
+        asyncio.run(migrations.new_revision(settings.db, args.message))
+    else:
+        serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

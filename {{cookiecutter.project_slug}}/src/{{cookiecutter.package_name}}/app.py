@@ -1,0 +1,138 @@
+"""The composition root: ``create_app(settings)`` wires every component; the lifespan owns every resource.
+
+Resources open in order and close in reverse through one exit stack: the database pool first in,
+last out; Redis next; background tasks last in, first out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_fastapi_instrumentator import Instrumentator
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import __version__, cache, db, errors, health
+from .items.router import router as items_router
+from .metrics import LATENCY_BUCKETS, Metrics
+from .observability import RequestContextMiddleware, configure_logging
+from .resilience import DeadlineMiddleware, Dependency
+from .settings import Settings
+from .shutdown import Lifecycle, closing, drain_on_sigterm
+from .state import Guards, State
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings if settings is not None else Settings.from_env()
+    configure_logging(settings.service.log_level)
+    lifecycle = Lifecycle()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        async with AsyncExitStack() as stack:
+            yield {"state": await _open(settings, lifecycle, metrics, stack)}
+            log.info("shutting down: closing resources")
+
+    app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan)
+    errors.install(app)
+    app.include_router(health.build_router(settings.health, lifecycle, __version__))
+    app.include_router(items_router)
+    app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
+
+    quiet = {f"{settings.health.path_prefix}{suffix}" for suffix in ("", "/live", "/ready", "/startup", "/detailed")}
+    app.add_middleware(
+        DeadlineMiddleware, timeout=settings.service.request_timeout, timeout_response=errors.timeout_response
+    )
+    Instrumentator(
+        should_group_status_codes=False,
+        excluded_handlers=[f"^{settings.health.path_prefix}", "^/metrics$"],
+        registry=metrics.registry,
+    ).instrument(app, latency_highr_buckets=LATENCY_BUCKETS, latency_lowr_buckets=LATENCY_BUCKETS)
+    app.add_middleware(
+        RequestContextMiddleware,
+        quiet_paths=frozenset(quiet | {"/metrics"}),
+        in_progress=metrics.requests_in_progress,
+        crash_response=errors.crash_response,
+    )
+    return app
+
+
+async def _open(settings: Settings, lifecycle: Lifecycle, metrics: Metrics, stack: AsyncExitStack) -> State:
+    budget = settings.server.shutdown_close_seconds
+    engine = db.create_engine(settings.db, application_name=settings.service.name)
+    stack.push_async_callback(closing("database pool", engine.dispose, budget))
+    redis = cache.create_client(settings.redis)
+    if redis is not None:
+        stack.push_async_callback(closing("redis", redis.aclose, budget))
+
+    guards = Guards(
+        db=Dependency(
+            "database", settings.db_resilience, metrics, call_timeout_seconds=settings.db.statement_timeout_ms / 1000
+        ),
+        redis=None
+        if redis is None
+        else Dependency(
+            "redis", settings.redis_resilience, metrics, call_timeout_seconds=settings.redis.socket_timeout_seconds
+        ),
+    )
+    local = cache.LocalCache(settings.cache.local_max_items, settings.cache.local_ttl_seconds)
+    checks = [
+        health.Check(
+            "database:responseTime",
+            "datastore",
+            settings.health.db_critical,
+            lambda: health.timed(lambda: _ping(engine)),
+        ),
+        health.memory_check(settings.health.memory_warn_ratio, settings.health.memory_fail_ratio),
+    ]
+    if redis is not None:
+        checks.append(
+            health.Check(
+                "redis:responseTime", "datastore", settings.health.redis_critical, lambda: health.timed(redis.ping)
+            )
+        )
+    state = State(
+        settings=settings,
+        lifecycle=lifecycle,
+        metrics=metrics,
+        engine=engine,
+        sessions=db.create_session_factory(engine),
+        redis=redis,
+        cache=cache.Cache(redis, guards.redis, settings.cache, metrics, local),
+        guards=guards,
+        health=health.HealthChecks(
+            checks, timeout=settings.health.check_timeout_seconds, ttl=settings.health.cache_ttl_seconds
+        ),
+    )
+    tasks = [asyncio.create_task(metrics.sample_forever([db.pool_sampler(engine)]), name="metrics-sampler")]
+    stack.push_async_callback(closing("background tasks", lambda: _cancel(tasks), budget))
+    stack.callback(drain_on_sigterm(lifecycle, asyncio.get_running_loop()))
+    log.info(
+        "started",
+        extra={
+            "database": settings.db.masked_url,
+            "cache": "redis" if redis is not None else "in-process",
+            "mode": "embedded (SQLite, in-process cache)" if settings.db.is_sqlite and redis is None else "external",
+        },
+    )
+    lifecycle.started = True
+    return state
+
+
+async def _ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

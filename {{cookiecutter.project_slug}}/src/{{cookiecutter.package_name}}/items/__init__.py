@@ -1,0 +1,1 @@
+"""The example domain: items stored in the database and read through the cache."""

@@ -1,0 +1,52 @@
+"""``/api/v1/items``: create, read through the cache (cache-aside), list."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from starlette.responses import Response
+
+from ..errors import PROBLEM_RESPONSES, problem_response
+from ..state import CacheDep, SessionDep, StateDep
+from .repository import ItemRepository
+from .schemas import ItemCreate, ItemOut, ItemPage
+
+router = APIRouter(prefix="/api/v1/items", tags=["items"], responses=PROBLEM_RESPONSES)
+
+ItemId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The item's id")]
+
+
+def _key(item_id: int) -> str:
+    return f"items:{item_id}"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemOut)
+async def create_item(data: ItemCreate, session: SessionDep, state: StateDep, cache: CacheDep) -> Response:
+    item = await ItemRepository(session, state.guards.db).create(data)
+    body = ItemOut.model_validate(item).model_dump_json().encode()
+    await cache.set(_key(item.id), body)
+    return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
+
+
+@router.get("/{item_id}", response_model=ItemOut, responses={404: problem_response("No item with this id")})
+async def get_item(item_id: ItemId, session: SessionDep, state: StateDep, cache: CacheDep) -> Response:
+    body = await cache.get(_key(item_id))
+    if body is None:
+        item = await ItemRepository(session, state.guards.db).get(item_id)
+        if item is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No item with id {item_id}.")
+        body = ItemOut.model_validate(item).model_dump_json().encode()
+        await cache.set(_key(item_id), body)
+    return Response(body, media_type="application/json")
+
+
+@router.get("", response_model=ItemPage)
+async def list_items(
+    session: SessionDep,
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> ItemPage:
+    items = await ItemRepository(session, state.guards.db).page(limit=limit, offset=offset)
+    return ItemPage(items=[ItemOut.model_validate(item) for item in items], limit=limit, offset=offset)

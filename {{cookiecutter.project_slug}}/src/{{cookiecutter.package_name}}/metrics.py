@@ -1,0 +1,88 @@
+"""Prometheus metrics of the service, correct under several gunicorn workers.
+
+Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set before any worker imports prometheus_client, so
+every value lands in a per-process file and ``/metrics`` aggregates them; each Gauge says how.
+Single-process runs (the dev server, tests) use the app's own registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.requests import Request
+from starlette.responses import Response
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every metric the service defines, registered in one registry per app."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests_in_progress = Gauge(
+            "http_requests_inprogress", "HTTP requests being served.", registry=r, multiprocess_mode="livesum"
+        )
+        self.breaker_state = Gauge(
+            "breaker_state",
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled.",
+            ["dependency"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.breaker_transitions = Counter(
+            "breaker_transitions", "Breaker state changes.", ["dependency", "from_state", "to_state"], registry=r
+        )
+        self.dependency_calls = Counter(
+            "dependency_calls", "Calls to a dependency by outcome.", ["dependency", "outcome"], registry=r
+        )
+        self.dependency_latency = Histogram(
+            "dependency_latency_seconds",
+            "Latency of dependency calls.",
+            ["dependency"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.retries = Counter("retries", "Retry decisions by outcome.", ["dependency", "outcome"], registry=r)
+        self.bulkhead_rejections = Counter(
+            "bulkhead_rejections", "Calls refused because the bulkhead was full.", ["dependency"], registry=r
+        )
+        self.pool_size = Gauge("db_pool_size", "Connections the pool keeps.", registry=r, multiprocess_mode="livesum")
+        self.pool_checked_out = Gauge(
+            "db_pool_checked_out", "Connections in use.", registry=r, multiprocess_mode="livesum"
+        )
+        self.pool_overflow = Gauge(
+            "db_pool_overflow", "Connections above the pool size.", registry=r, multiprocess_mode="livesum"
+        )
+        self.pool_timeouts = Counter("db_pool_timeouts", "Requests that waited too long for a connection.", registry=r)
+        self.cache_requests = Counter("cache_requests", "Cache reads by result.", ["result"], registry=r)
+        self.cache_write_failures = Counter("cache_write_failures", "Cache writes that failed.", registry=r)
+        self.event_loop_lag = Gauge(
+            "event_loop_lag_seconds", "How late the event loop ran a timer.", registry=r, multiprocess_mode="livemax"
+        )
+
+    async def sample_forever(self, samplers: Sequence[Callable[[Metrics], None]], interval: float = 0.5) -> None:
+        """Every ``interval``: record how late the timer fired (a blocked loop shows here first), then run samplers."""
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + interval
+            await asyncio.sleep(interval)
+            self.event_loop_lag.set(max(0.0, loop.time() - expected))
+            for sample in samplers:
+                sample(self)
+
+    def exposition(self) -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    async def endpoint(self, request: Request) -> Response:
+        # Reading every worker's files is blocking I/O: keep it off the event loop.
+        return Response(await asyncio.to_thread(self.exposition), media_type=CONTENT_TYPE_LATEST)

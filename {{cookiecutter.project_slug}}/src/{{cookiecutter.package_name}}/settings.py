@@ -1,0 +1,302 @@
+"""Settings: environment -> Settings, read once at startup and passed down.
+
+Each group reads its own prefix (``DB_``, ``REDIS_``, ``HEALTH_`` ...); the conventional names
+(``DATABASE_URL``, ``REDIS_URL``, ``PORT``, ``WEB_CONCURRENCY``, ``LOG_LEVEL``) work as they are.
+An empty variable counts as unset. ``Settings.from_env()`` turns every invalid value into one
+line naming the variable, so a bad deploy stops at once with a message an operator can act on.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+Seconds = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Ratio = Annotated[float, Field(gt=0, le=1)]
+
+_SQLITE_DEFAULT = "sqlite+aiosqlite:///./{{ cookiecutter.package_name }}.db"
+
+
+class SettingsError(Exception):
+    """Invalid configuration: one line per invalid variable."""
+
+
+def _config(prefix: str = "") -> SettingsConfigDict:
+    return SettingsConfigDict(
+        env_prefix=prefix, frozen=True, env_ignore_empty=True, populate_by_name=True, extra="ignore"
+    )
+
+
+class _Group(BaseSettings):
+    model_config = _config()
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field``."""
+        info = cls.model_fields[field]
+        if isinstance(info.validation_alias, AliasChoices):
+            return str(info.validation_alias.choices[0])
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _alias(name: str) -> Any:
+    return AliasChoices(name)
+
+
+class ServiceSettings(_Group):
+    name: str = Field("{{ cookiecutter.project_slug }}", validation_alias=_alias("SERVICE_NAME"))
+    environment: str = Field("development", validation_alias=_alias("ENVIRONMENT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_alias("LOG_LEVEL"))
+    request_timeout: Seconds = Field(10.0, validation_alias=_alias("REQUEST_TIMEOUT"))
+    admin_token: SecretStr | None = Field(None, validation_alias=_alias("ADMIN_TOKEN"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class ServerSettings(_Group):
+    host: str = Field("0.0.0.0", validation_alias=_alias("HOST"))  # noqa: S104 - containers listen on all interfaces
+    port: Annotated[int, Field(ge=1, le=65535)] = Field({{cookiecutter.port}}, validation_alias=_alias("PORT"))
+    workers: PositiveInt = Field(2, validation_alias=_alias("WEB_CONCURRENCY"))
+    graceful_timeout: Seconds = Field(30.0, validation_alias=_alias("GRACEFUL_TIMEOUT"))
+    keepalive_seconds: Seconds = Field(75.0, validation_alias=_alias("KEEPALIVE_SECONDS"))
+    worker_timeout_seconds: Seconds = Field(60.0, validation_alias=_alias("WORKER_TIMEOUT_SECONDS"))
+    max_requests: Annotated[int, Field(ge=0)] = Field(0, validation_alias=_alias("MAX_REQUESTS"))
+    max_requests_jitter: Annotated[int, Field(ge=0)] = Field(0, validation_alias=_alias("MAX_REQUESTS_JITTER"))
+    shutdown_close_seconds: Seconds = Field(5.0, validation_alias=_alias("SHUTDOWN_CLOSE_SECONDS"))
+
+    @property
+    def drain_seconds(self) -> float:
+        """Time left for in-flight requests once closing the resources is budgeted."""
+        return self.graceful_timeout - self.shutdown_close_seconds
+
+
+class DbSettings(_Group):
+    model_config = _config("DB_")
+    url: SecretStr = Field(SecretStr(_SQLITE_DEFAULT), validation_alias=_alias("DATABASE_URL"))
+    pool_size: PositiveInt = 10
+    max_overflow: Annotated[int, Field(ge=0)] = 5
+    pool_timeout_seconds: Seconds = 3.0
+    pool_recycle_seconds: Seconds = 1800.0
+    pool_pre_ping: bool = True
+    statement_timeout_ms: PositiveInt = 5000
+    connect_timeout_seconds: Seconds = 3.0
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _normalise_url(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        try:
+            url = make_url(raw)
+        except ArgumentError:
+            raise ValueError("not a database URL (expected postgresql://user:password@host:5432/name)") from None
+        backend = url.get_backend_name()
+        if backend == "postgresql":
+            url = url.set(drivername="postgresql+asyncpg")
+        elif backend == "sqlite":
+            url = url.set(drivername="sqlite+aiosqlite")
+        else:
+            raise ValueError(f"unsupported scheme {url.drivername!r} (use postgresql:// or sqlite://)")
+        return SecretStr(url.render_as_string(hide_password=False))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.get_secret_value().startswith("sqlite")
+
+    @property
+    def masked_url(self) -> str:
+        return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
+
+
+class RedisSettings(_Group):
+    model_config = _config("REDIS_")
+    url: SecretStr | None = Field(None, validation_alias=_alias("REDIS_URL"))
+    sentinels: str | None = None
+    sentinel_master: str | None = None
+    max_connections: PositiveInt = 20
+    pool_timeout_seconds: Seconds = 0.5
+    socket_timeout_seconds: Seconds = 0.5
+    connect_timeout_seconds: Seconds = 0.5
+    health_check_interval_seconds: Annotated[int, Field(ge=0)] = 30
+
+    @field_validator("url")
+    @classmethod
+    def _check_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("expected redis:// or rediss://")
+        return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: str | None) -> str | None:
+        if value is not None:
+            for node in value.split(","):
+                host, _, port = node.strip().rpartition(":")
+                if not host or not port.isdigit():
+                    raise ValueError(f"expected host:port[,host:port...], got {node.strip()!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_needs_master(self) -> Self:
+        if self.sentinels and not self.sentinel_master:
+            raise ValueError("REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None or self.sentinels is not None
+
+    @property
+    def sentinel_nodes(self) -> list[tuple[str, int]]:
+        nodes = [node.strip().rpartition(":") for node in (self.sentinels or "").split(",") if node.strip()]
+        return [(host, int(port)) for host, _, port in nodes]
+
+    @property
+    def masked_url(self) -> str | None:
+        if self.url is None:
+            return None
+        return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
+
+
+class CacheSettings(_Group):
+    model_config = _config("CACHE_")
+    ttl_seconds: PositiveInt = 300
+    local_max_items: PositiveInt = 10_000
+    local_ttl_seconds: Seconds = 30.0
+
+
+class HealthSettings(_Group):
+    model_config = _config("HEALTH_")
+    token: SecretStr | None = None
+    path_prefix: str = "/health"
+    check_timeout_seconds: Seconds = 1.0
+    cache_ttl_seconds: Annotated[float, Field(ge=0)] = 1.0
+    db_critical: bool = True
+    redis_critical: bool = False
+    memory_warn_ratio: Ratio = 0.75
+    memory_fail_ratio: Ratio = 0.90
+
+    @field_validator("path_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/"):
+            raise ValueError("must start with '/' and not end with '/'")
+        return value
+
+
+class ResilienceSettings(_Group):
+    """Breaker, retry and bulkhead knobs of one dependency; instantiated once per prefix."""
+
+    breaker_window_seconds: Seconds = 30.0
+    breaker_minimum_calls: PositiveInt = 20
+    breaker_failure_rate: Ratio = 0.5
+    breaker_slow_call_seconds: Seconds | None = None
+    breaker_slow_call_rate: Ratio = 0.8
+    breaker_open_seconds: Seconds = 5.0
+    breaker_max_open_seconds: Seconds = 60.0
+    breaker_half_open_calls: PositiveInt = 3
+    retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    retry_initial_seconds: Seconds = 0.05
+    retry_max_seconds: Seconds = 1.0
+    retry_budget_ratio: Ratio = 0.1
+    retry_budget_floor: Annotated[float, Field(ge=0)] = 3.0
+    bulkhead_limit: PositiveInt = 50
+    bulkhead_wait_seconds: Annotated[float, Field(ge=0)] = 0.1
+
+
+class DbResilienceSettings(ResilienceSettings):
+    model_config = _config("DB_")
+
+
+class RedisResilienceSettings(ResilienceSettings):
+    model_config = _config("REDIS_")
+    bulkhead_limit: PositiveInt = 100
+
+
+class Settings(BaseModel):
+    """Every group, validated together; build it with ``Settings.from_env()``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    groups: ClassVar[dict[str, type[_Group]]] = {
+        "service": ServiceSettings,
+        "server": ServerSettings,
+        "db": DbSettings,
+        "redis": RedisSettings,
+        "cache": CacheSettings,
+        "health": HealthSettings,
+        "db_resilience": DbResilienceSettings,
+        "redis_resilience": RedisResilienceSettings,
+    }
+
+    service: ServiceSettings
+    server: ServerSettings
+    db: DbSettings
+    redis: RedisSettings
+    cache: CacheSettings
+    health: HealthSettings
+    db_resilience: DbResilienceSettings
+    redis_resilience: RedisResilienceSettings
+
+    @model_validator(mode="after")
+    def _budgets_fit(self) -> Self:
+        if self.server.drain_seconds < self.service.request_timeout:
+            server, service = self.server, self.service
+            raise ValueError(
+                f"GRACEFUL_TIMEOUT ({server.graceful_timeout:g}s) must cover REQUEST_TIMEOUT "
+                f"({service.request_timeout:g}s) plus SHUTDOWN_CLOSE_SECONDS ({server.shutdown_close_seconds:g}s)"
+            )
+        if self.health.memory_warn_ratio > self.health.memory_fail_ratio:
+            raise ValueError("HEALTH_MEMORY_WARN_RATIO must not exceed HEALTH_MEMORY_FAIL_RATIO")
+        return self
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read every group from the environment; raise SettingsError naming each bad variable."""
+        values: dict[str, _Group] = {}
+        problems: list[str] = []
+        for key, group in cls.groups.items():
+            try:
+                values[key] = group()
+            except ValidationError as exc:
+                problems.extend(_describe(group, exc))
+        if problems:
+            raise SettingsError("\n".join(problems))
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(
+                "\n".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
+            ) from None
+
+
+def _describe(group: type[_Group], exc: ValidationError) -> list[str]:
+    """One line per error, named by the variable; secrets are never echoed back."""
+    by_name = {group.env_name(field): field for field in group.model_fields} | {f: f for f in group.model_fields}
+    lines = []
+    for err in exc.errors():
+        located = str(err["loc"][0]) if err["loc"] else ""
+        field = by_name.get(located)
+        name = group.env_name(field) if field else located or group.__name__
+        message = str(err["msg"]).removeprefix("Value error, ")
+        secret = field is None or "SecretStr" in str(group.model_fields[field].annotation)
+        lines.append(f"{name}: {message}" if secret else f"{name}: {message} (got {err.get('input')!r})")
+    return lines

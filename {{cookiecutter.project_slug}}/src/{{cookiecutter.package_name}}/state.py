@@ -1,0 +1,59 @@
+"""The typed state the lifespan yields, and the dependency aliases routes use to reach it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from . import db
+from .cache import Cache
+from .health import HealthChecks
+from .metrics import Metrics
+from .resilience import Dependency
+from .settings import Settings
+from .shutdown import Lifecycle
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    db: Dependency
+    redis: Dependency | None
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    settings: Settings
+    lifecycle: Lifecycle
+    metrics: Metrics
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    cache: Cache
+    guards: Guards
+    health: HealthChecks
+
+
+def get_state(request: Request) -> State:
+    state: State = request.state.state
+    return state
+
+
+StateDep = Annotated[State, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with db.session_scope(state.sessions) as session:
+        yield session
+
+
+def get_cache(state: StateDep) -> Cache:
+    return state.cache
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CacheDep = Annotated[Cache, Depends(get_cache)]

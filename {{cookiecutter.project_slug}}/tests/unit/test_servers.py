@@ -1,0 +1,70 @@
+"""Which backend serves PostgreSQL and Redis to the tests, decided without starting anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import servers
+
+
+@pytest.mark.parametrize(
+    ("docker", "local", "forced", "require", "expected"),
+    [
+        pytest.param(True, True, None, False, "docker", id="docker-preferred"),
+        pytest.param(True, False, None, False, "docker", id="docker-only"),
+        pytest.param(False, True, None, False, "local", id="local-only"),
+        pytest.param(False, False, None, False, "skip", id="none-skips"),
+        pytest.param(False, False, None, True, "fail", id="none-required-fails"),
+        pytest.param(True, True, "local", False, "local", id="forced-local"),
+        pytest.param(True, True, "docker", False, "docker", id="forced-docker"),
+        pytest.param(True, False, "local", False, "skip", id="forced-local-missing"),
+        pytest.param(False, True, "docker", True, "fail", id="forced-docker-missing-required"),
+        pytest.param(False, True, "", False, "local", id="empty-means-unset"),
+    ],
+)
+def test_select_backend(docker: bool, local: bool, forced: str | None, require: bool, expected: str) -> None:
+    """Docker wins when it answers, local binaries come next, and TEST_SERVERS narrows the choice to one."""
+    assert servers.select_backend(docker=docker, local=local, forced=forced, require=require) == expected
+
+
+def test_select_backend_rejects_unknown_forced_value() -> None:
+    """A misspelt TEST_SERVERS is an error, not a silent fallback."""
+    with pytest.raises(ValueError, match="TEST_SERVERS"):
+        servers.select_backend(docker=True, local=True, forced="podman")
+
+
+@pytest.fixture
+def nothing_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(servers, "docker_available", lambda: False)
+    monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None, None))
+    monkeypatch.delenv("TEST_SERVERS", raising=False)
+    monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
+
+
+@pytest.mark.usefixtures("nothing_available")
+def test_no_server_skips_with_a_way_to_get_one() -> None:
+    """With neither Docker nor local binaries, a server fixture skips and says how to get one."""
+    with pytest.raises(pytest.skip.Exception, match="Docker engine / podman socket"):
+        servers.postgres_server()
+
+
+@pytest.mark.usefixtures("nothing_available")
+def test_no_server_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With REQUIRE_SERVICES=1 a missing server fails the run instead of skipping it."""
+    monkeypatch.setenv("REQUIRE_SERVICES", "1")
+    with pytest.raises(pytest.fail.Exception, match="REQUIRE_SERVICES=1"):
+        servers.redis_server()
+
+
+def test_forced_local_does_not_probe_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TEST_SERVERS=local never asks for a Docker API, so a missing daemon costs nothing."""
+
+    def probe() -> bool:
+        raise AssertionError("docker probed")
+
+    monkeypatch.setattr(servers, "docker_available", probe)
+    monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None, None))
+    monkeypatch.setenv("TEST_SERVERS", "local")
+    monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="TEST_SERVERS=local"):
+        servers.redis_server()
