@@ -1,4 +1,8 @@
-"""Fixtures shared by every kind of test: settings from a clean environment and an app client."""
+"""Fixtures shared by every kind of test: settings from a clean environment, an app client, real servers.
+
+The servers start on first use, once per session; each test using ``services_settings`` starts from an
+empty table and an empty cache.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,15 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from sqlalchemy import text
 
 from {{ cookiecutter.package_name }} import migrations
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.db import create_engine
+from {{ cookiecutter.package_name }}.settings import DbSettings, Settings
+from tests.servers import ServerHandle, postgres_server, redis_server
 
 SettingsFactory = Callable[..., Settings]
 
@@ -55,3 +64,38 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 def captured_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[str]]]:
     """The JSON lines the app wrote to stdout so far."""
     yield lambda: [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ServerHandle]:
+    server = postgres_server()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server_handle() -> Iterator[ServerHandle]:
+    server = redis_server()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+async def migrated(postgres: ServerHandle) -> str:
+    await migrations.upgrade(DbSettings(url=SecretStr(postgres.url)))
+    return postgres.url
+
+
+@pytest.fixture
+async def services_settings(
+    make_settings: SettingsFactory, migrated: str, redis_server_handle: ServerHandle
+) -> AsyncIterator[Settings]:
+    """Settings pointing at the real servers, after emptying the table and the cache."""
+    settings = make_settings(DATABASE_URL=migrated, REDIS_URL=redis_server_handle.url)
+    engine = create_engine(settings.db)
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE items RESTART IDENTITY"))
+    await engine.dispose()
+    async with Redis.from_url(redis_server_handle.url) as client:
+        await client.flushdb()
+    yield settings

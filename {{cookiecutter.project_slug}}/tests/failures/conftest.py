@@ -1,0 +1,106 @@
+"""Failure tests run the service as it runs in production: gunicorn with uvicorn workers, as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import ServerHandle
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Gunicorn:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    metrics_dir: Path
+
+    def records(self) -> list[dict[str, object]]:
+        lines = self.log.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def messages(self) -> list[str]:
+        return [str(record.get("message")) for record in self.records()]
+
+    def worker_pids(self) -> set[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
+
+    def terminate(self, timeout: float = 60) -> tuple[int, float]:
+        """SIGTERM the master; return its exit code and how long it took to exit."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        return code, time.monotonic() - started
+
+
+@contextmanager
+def gunicorn(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Gunicorn]:
+    """Serve the app with ``gunicorn -c gunicorn.conf.py``; returns once liveness answers."""
+    port = free_port()
+    metrics_dir = tmp_path / "metrics"
+    log = tmp_path / "gunicorn.log"
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DATABASE", "REDIS", "HEALTH"))},
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": str(workers),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **env,
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            cwd=PROJECT, env=environment, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    server = Gunicorn(process, f"http://127.0.0.1:{port}", log, metrics_dir)
+    try:
+        _wait_live(server)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def _wait_live(server: Gunicorn, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {server.process.returncode}:\n{server.log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{server.url}/health/live", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"gunicorn did not answer within {timeout}s:\n{server.log.read_text()[-3000:]}")
+
+
+@pytest.fixture(autouse=True)
+def servers_restored(postgres: ServerHandle, redis_server_handle: ServerHandle) -> Iterator[None]:
+    """Whatever a test did to the servers, the next one finds them running."""
+    yield
+    for server in (postgres, redis_server_handle):
+        server.resume()
+        server.start()

@@ -1,0 +1,130 @@
+"""Startup, shutdown, worker death and metrics across workers, through real gunicorn on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.failures.conftest import gunicorn
+from tests.servers import ServerHandle
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
+    """Poll ``predicate`` until it holds; return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s")
+
+
+def status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def sample(metrics: str, name: str, labels: str = "") -> float:
+    match = re.search(rf"^{re.escape(name + labels)} (\S+)$", metrics, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_database_down_at_startup(tmp_path: Path, postgres: ServerHandle, migrated: str) -> None:
+    """With PostgreSQL down, the service starts and lives, answers not-ready fast, and turns ready once it returns."""
+    postgres.stop()
+    with gunicorn(tmp_path, DATABASE_URL=migrated, DB_CONNECT_TIMEOUT_SECONDS="0.5") as server:
+        assert status(f"{server.url}/health/live") == 200
+        started = time.monotonic()
+        assert status(f"{server.url}/health/ready") == 503
+        answer_ms = (time.monotonic() - started) * 1000
+        postgres.start()
+        recovery = wait_for(lambda: status(f"{server.url}/health/ready") == 200, timeout=10)
+        restarts = [m for m in server.messages() if "Booting worker" in m]
+        print(f"\n[figure] ready answered 503 in {answer_ms:.0f} ms while the database was down; ready {recovery:.2f} s after it returned")
+    assert answer_ms < 2000
+    assert len(restarts) == 2, "no worker was restarted"
+
+
+def test_sigterm_under_load_drains_in_flight_requests(tmp_path: Path, postgres: ServerHandle, migrated: str) -> None:
+    """SIGTERM with 20 requests in flight: every one answers 2xx, the pool is closed, gunicorn exits 0 in budget."""
+    env = {
+        "DATABASE_URL": migrated,
+        "GRACEFUL_TIMEOUT": "20",
+        "DB_STATEMENT_TIMEOUT_MS": "15000",
+        "DB_CONNECT_TIMEOUT_SECONDS": "15",
+    }
+    with gunicorn(tmp_path, **env) as server:
+        for _ in range(20):  # open pooled connections in both workers while the database answers
+            assert status(f"{server.url}/api/v1/items") == 200
+
+        async def load() -> list[int]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                # Listing is never cached: every request waits on the paused database.
+                requests = [asyncio.create_task(client.get("/api/v1/items", params={"offset": i})) for i in range(20)]
+                await asyncio.sleep(1.0)
+                assert not any(task.done() for task in requests), "requests finished before the SIGTERM"
+                server.process.send_signal(signal.SIGTERM)
+                await asyncio.sleep(1.0)
+                probes.append(status(f"{server.url}/health/ready"))
+                postgres.resume()
+                return [(await task).status_code for task in requests]
+
+        probes: list[int] = []
+        postgres.pause()
+        started = time.monotonic()
+        statuses = asyncio.run(load())
+        code = server.process.wait(30)
+        exit_seconds = time.monotonic() - started
+        messages = server.messages()
+    completed = sum(200 <= s < 300 for s in statuses)
+    print(f"\n[figure] in-flight completed {completed}/{len(statuses)}; gunicorn exited {code} {exit_seconds:.1f} s after SIGTERM")
+    assert completed == len(statuses) == 20
+    assert probes == [0], "a draining server must refuse (or fail) readiness probes"
+    assert code == 0
+    assert exit_seconds < 20
+    assert messages.count("closed database pool") == 2
+    assert any("draining" in m for m in messages)
+
+
+def test_killed_worker_is_replaced(tmp_path: Path, migrated: str) -> None:
+    """A worker killed with SIGKILL is replaced, requests keep succeeding, and its live gauges leave /metrics."""
+    with gunicorn(tmp_path, DATABASE_URL=migrated) as server:
+        wait_for(lambda: len(server.worker_pids()) == 2, timeout=10)
+        victim = min(server.worker_pids())
+        for _ in range(10):
+            httpx.get(f"{server.url}/api/v1/items")
+        wait_for(lambda: any(str(victim) in f.name for f in server.metrics_dir.glob("gauge_live*")), timeout=5)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(server.worker_pids()) == 2 and victim not in server.worker_pids(), timeout=15)
+        assert all(status(f"{server.url}/api/v1/items") == 200 for _ in range(20))
+        leftovers = [f.name for f in server.metrics_dir.glob("gauge_live*") if f"_{victim}." in f.name]
+        assert leftovers == []
+        assert "db_pool_size" in httpx.get(f"{server.url}/metrics").text
+
+
+def test_counters_from_two_workers_sum_in_one_scrape(tmp_path: Path, migrated: str) -> None:
+    """Requests served by two workers add up in a single /metrics scrape."""
+    with gunicorn(tmp_path, DATABASE_URL=migrated) as server:
+
+        async def burst() -> list[int]:
+            # New connection per request, 10 at a time: the kernel spreads them over both workers.
+            limits = httpx.Limits(max_connections=10, max_keepalive_connections=0)
+            async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
+                return [r.status_code for r in await asyncio.gather(*(client.get("/api/v1/items") for _ in range(200)))]
+
+        assert set(asyncio.run(burst())) == {200}
+        metrics = httpx.get(f"{server.url}/metrics").text
+        counter_files = list(server.metrics_dir.glob("counter_*.db"))
+    served = sample(metrics, "http_requests_total", '{handler="/api/v1/items",method="GET",status="200"}')
+    assert served == 200
+    assert len(counter_files) == 2, "one worker served everything: the sum proves nothing"
