@@ -1,4 +1,6 @@
-import asyncio, time, tracemalloc, warnings, gc
+import asyncio, time, faulthandler, sys
+faulthandler.dump_traceback_later(15, exit=True)
+import asyncio, tracemalloc, warnings, gc
 tracemalloc.start()
 warnings.simplefilter("error")
 import asyncpg, redis.asyncio

@@ -185,10 +185,11 @@ class _LocalServer:
     def start(self) -> None:
         if self._proc is not None:
             return
+        # Same process group as the tests (no start_new_session): killing the test run's group takes it down too.
         with open(self.dir / "server.log", "ab") as log:
             self._proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.dir, start_new_session=True, **self.popen_user(),
+                cwd=self.dir, **self.popen_user(),
             )  # fmt: skip
         deadline = time.monotonic() + 30
         while not self.ready():

@@ -55,7 +55,7 @@ class Gunicorn:
 
 
 @contextmanager
-def gunicorn(tmp_path: Path, workers: int = 2, **env: str) -> Iterator[Gunicorn]:
+def gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Iterator[Gunicorn]:
     """Serve the app with ``gunicorn -c gunicorn.conf.py``; returns once liveness answers."""
     port = free_port()
     metrics_dir = tmp_path / "metrics"

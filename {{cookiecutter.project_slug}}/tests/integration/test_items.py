@@ -23,12 +23,18 @@ async def test_items_round_trip_on_postgres(services_settings: Settings) -> None
 async def test_cache_miss_then_hit_on_redis(services_settings: Settings) -> None:
     """A read fills Redis (miss), the next read comes from it (hit) even when the row has changed under it."""
     assert services_settings.redis.url is not None
-    async with client_for(services_settings) as client, Redis.from_url(services_settings.redis.url.get_secret_value()) as redis:
+    async with (
+        client_for(services_settings) as client,
+        Redis.from_url(services_settings.redis.url.get_secret_value()) as redis,
+    ):
         item = (await client.post("/api/v1/items", json={"name": "original"})).json()
         await redis.delete(f"items:{item['id']}")
         assert (await client.get(f"/api/v1/items/{item['id']}")).json()["name"] == "original"
         assert await redis.exists(f"items:{item['id']}") == 1
-        await redis.set(f"items:{item['id']}", b'{"id": 1, "name": "from cache", "description": null, "created_at": "2026-01-01T00:00:00Z"}')
+        await redis.set(
+            f"items:{item['id']}",
+            b'{"id": 1, "name": "from cache", "description": null, "created_at": "2026-01-01T00:00:00Z"}',
+        )
         assert (await client.get(f"/api/v1/items/{item['id']}")).json()["name"] == "from cache"
         metrics = (await client.get("/metrics")).text
     assert 'cache_requests_total{result="miss"} 1.0' in metrics
@@ -50,4 +56,6 @@ async def test_health_with_real_dependencies(services_settings: Settings) -> Non
         assert (await client.get("/health/ready")).status_code == 200
         body = (await client.get("/health/detailed")).json()
     assert body["status"] == "pass"
-    assert {"database:responseTime", "redis:responseTime", "database:connections", "redis:circuitBreaker"} <= body["checks"].keys()
+    assert {"database:responseTime", "redis:responseTime", "database:connections", "redis:circuitBreaker"} <= body[
+        "checks"
+    ].keys()

@@ -10,8 +10,15 @@ from {{ cookiecutter.package_name }}.resilience import Breaker, BreakerConfig, B
 from tests.fakes import FakeClock
 
 CFG = BreakerConfig(
-    window_seconds=10, minimum_calls=4, failure_rate=0.5, slow_call_seconds=1.0, slow_call_rate=0.75,
-    open_seconds=5, max_open_seconds=20, half_open_calls=2, jitter=0.0,
+    window_seconds=10,
+    minimum_calls=4,
+    failure_rate=0.5,
+    slow_call_seconds=1.0,
+    slow_call_rate=0.75,
+    open_seconds=5,
+    max_open_seconds=20,
+    half_open_calls=2,
+    jitter=0.0,
 )
 
 
@@ -153,8 +160,10 @@ class Reference:
         self.calls.append((now, failed, slow))
         recent = [c for c in self.calls if int(now) - int(c[0]) < int(self.cfg.window_seconds)]
         failures, slows = sum(c[1] for c in recent), sum(c[2] for c in recent)
-        if (failed or slow) and len(recent) >= self.cfg.minimum_calls and (
-            failures >= self.cfg.failure_rate * len(recent) or slows >= self.cfg.slow_call_rate * len(recent)
+        if (
+            (failed or slow)
+            and len(recent) >= self.cfg.minimum_calls
+            and (failures >= self.cfg.failure_rate * len(recent) or slows >= self.cfg.slow_call_rate * len(recent))
         ):
             self._open(now)
 

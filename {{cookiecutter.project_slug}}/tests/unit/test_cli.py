@@ -11,7 +11,8 @@ from tests.conftest import SettingsFactory
 def test_check_config_masks_secrets(make_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]) -> None:
     """check-config prints the effective settings with passwords and tokens masked."""
     make_settings(
-        DATABASE_URL="postgresql://app:db-password@db/app", REDIS_URL="redis://:redis-password@cache/0",
+        DATABASE_URL="postgresql://app:db-password@db/app",
+        REDIS_URL="redis://:redis-password@cache/0",
         HEALTH_TOKEN="health-token",
     )
     assert main(["check-config"]) == 0

@@ -38,7 +38,9 @@ async def test_results_are_cached_and_shared() -> None:
 
 async def test_a_hung_check_fails_within_its_timeout() -> None:
     """A check that never answers is reported as failing after its own timeout."""
-    checks = HealthChecks([Check("database:responseTime", "datastore", True, Counting(Result("pass"), 10))], timeout=0.05, ttl=1)
+    checks = HealthChecks(
+        [Check("database:responseTime", "datastore", True, Counting(Result("pass"), 10))], timeout=0.05, ttl=1
+    )
     results = await asyncio.wait_for(checks.results(), 1)
     assert results["database:responseTime"][1].status == "fail"
 

@@ -14,10 +14,10 @@ from {{ cookiecutter.package_name }}.resilience import (
     DeadlineExceeded,
     Dependency,
     RetryBudget,
+    deadline,
     is_failure,
     is_transient,
 )
-from {{ cookiecutter.package_name }}.resilience import deadline
 from {{ cookiecutter.package_name }}.settings import DbResilienceSettings
 from tests.fakes import FakeClock
 

@@ -79,4 +79,4 @@ def test_settings_are_frozen(make_settings: SettingsFactory) -> None:
     """Settings flow one way: nothing can change them after startup."""
     settings = make_settings()
     with pytest.raises(ValueError, match="frozen"):
-        settings.db.pool_size = 1  # type: ignore[misc]
+        settings.db.pool_size = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ class ItemRepository:
     def __init__(self, session: AsyncSession, guard: Dependency) -> None:
         self.session = session
         self.guard = guard
+        self._failed = False
 
     async def get(self, item_id: int) -> Item | None:
         return await self.guard.call(self._get, item_id, idempotent=True)
@@ -42,11 +44,17 @@ class ItemRepository:
             return item
 
     @contextlib.asynccontextmanager
-    async def _clean_on_error(self):  # type: ignore[no-untyped-def]
-        """Roll back a failed attempt so that a retry starts on a fresh connection."""
+    async def _clean_on_error(self) -> AsyncIterator[None]:
+        """Roll back a failed attempt at the start of the next one, so that a retry gets a fresh connection.
+
+        Not at once: on a hung server the rollback would hang too, and the guard must see the failure first.
+        """
+        if self._failed:
+            self._failed = False
+            with contextlib.suppress(Exception):
+                await self.session.rollback()
         try:
             yield
         except Exception:
-            with contextlib.suppress(Exception):
-                await self.session.rollback()
+            self._failed = True
             raise
