@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := .bake/demo
+# checkov pins many libraries of its own, so it lives in a venv of its own.
+CHECKOV := .bake/checkov-venv/bin/checkov
 PORT ?= 8000
 
 .PHONY: venv demo test lint bench clean
@@ -11,7 +13,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-venv: $(BIN)/python
+$(CHECKOV):
+	$(PYTHON) -m venv .bake/checkov-venv
+	.bake/checkov-venv/bin/python -m pip install -q --upgrade pip
+	.bake/checkov-venv/bin/python -m pip install -q 'checkov>=3.2'
+
+venv: $(BIN)/python $(CHECKOV)
 	$(BIN)/python -m pip install -q -r requirements-test.txt
 
 demo: venv  ## bake the default answers and serve them on 127.0.0.1:$(PORT), embedded SQLite and cache

@@ -38,7 +38,9 @@ class FaultProxy:
     @classmethod
     def for_url(cls, url: str) -> FaultProxy:
         parts = urlsplit(url)
-        return cls(parts.hostname or "127.0.0.1", parts.port or 0)
+        if parts.hostname is None or parts.port is None:
+            raise ValueError(f"{url!r} has no host:port to proxy")
+        return cls(parts.hostname, parts.port)
 
     def url_for(self, url: str) -> str:
         """`url` with its host:port replaced by the proxy's (credentials, path and query kept)."""

@@ -14,8 +14,12 @@ TEST_SERVERS=docker|local forces one backend. Fixtures in tests/conftest.py own 
         server.close()
 
 `url` stays the same across `stop()`/`start()`: local servers reuse their port, containers bind a fixed host
-port. PostgreSQL keeps its data across a stop (the data directory or container layer survives); Redis runs
-without persistence, so a stop loses its keys, as a crashed cache would.
+port. PostgreSQL (user postgres, password postgres, database `app`; `admin_url` names database `postgres`)
+keeps committed data across a stop, which is a crash (SIGQUIT, as `pg_ctl stop -m immediate`; SIGKILL for
+Redis and containers). Redis runs without persistence, so a stop loses its keys, as a crashed cache would.
+`pause()` freezes the server (SIGSTOP to every process of it, or `docker pause`): connects and queries hang.
+Handles are synchronous; from async tests call them through `asyncio.to_thread`. `close()` is registered with
+atexit, so a run that ends without teardown leaves no server behind (a SIGKILLed run still can).
 """
 
 from __future__ import annotations

@@ -55,17 +55,20 @@ async def timed(
 async def test_hung_database_opens_the_breaker_and_recovers(make_settings: SettingsFactory, migrated: str) -> None:
     """With PostgreSQL blackholed, the breaker opens, later calls answer 503 + Retry-After fast, and writes recover."""
     env = {
-        "REQUEST_TIMEOUT": "3",
+        "REQUEST_TIMEOUT": "2",
         "DB_STATEMENT_TIMEOUT_MS": "300",
         "DB_CONNECT_TIMEOUT_SECONDS": "0.5",
+        "DB_POOL_TIMEOUT_SECONDS": "1",
         "DB_BREAKER_MINIMUM_CALLS": "10",
-        "DB_BREAKER_OPEN_SECONDS": "2",
+        "DB_BREAKER_OPEN_SECONDS": "5",
     }
     async with proxied(make_settings, migrated, **env) as (client, proxy):
         assert (await client.get("/api/v1/items")).status_code == 200
         proxy.blackhole()
         first = await asyncio.gather(*(timed(client, "GET", "/api/v1/items") for _ in range(20)))
-        later = await asyncio.gather(*(timed(client, "GET", "/api/v1/items") for _ in range(50)))
+        later = []
+        for _ in range(5):
+            later += await asyncio.gather(*(timed(client, "GET", "/api/v1/items") for _ in range(10)))
         fast_503 = [
             r for status, seconds, r in later if status == 503 and seconds < 0.05 and "retry-after" in r.headers
         ]
@@ -73,14 +76,14 @@ async def test_hung_database_opens_the_breaker_and_recovers(make_settings: Setti
         proxy.pass_through()
         started = time.monotonic()
         while (await client.post("/api/v1/items", json={"name": "after"})).status_code != 201:
-            assert time.monotonic() - started < 2 * 1.1 + 5, "writes did not recover"
+            assert time.monotonic() - started < 5 * 1.1 + 5, "writes did not recover"
             await asyncio.sleep(0.1)
         recovery = time.monotonic() - started
     share = len(fast_503) / len(later)
     print(f"\n[figure] hung database: {share:.0%} fast 503s once open, slowest request {slowest:.2f}s")
     print(f"[figure] writes succeeded again {recovery:.2f}s after the database returned")
     assert share >= 0.9
-    assert slowest < 3.2, "a request outlived its deadline"
+    assert slowest < 2.2, "a request outlived its deadline"
 
 
 async def test_restarted_database_leaves_no_stale_connections(

@@ -58,13 +58,13 @@ def test_database_down_at_startup(tmp_path: Path, postgres: ServerHandle, migrat
 
 def test_sigterm_under_load_drains_in_flight_requests(tmp_path: Path, postgres: ServerHandle, migrated: str) -> None:
     """SIGTERM with 20 requests in flight: every one answers 2xx, the pool is closed, gunicorn exits 0 in budget."""
-    env = {
-        "DATABASE_URL": migrated,
-        "GRACEFUL_TIMEOUT": "20",
-        "DB_STATEMENT_TIMEOUT_MS": "15000",
-        "DB_CONNECT_TIMEOUT_SECONDS": "15",
-    }
-    with gunicorn(tmp_path, **env) as server:
+    with gunicorn(
+        tmp_path,
+        DATABASE_URL=migrated,
+        GRACEFUL_TIMEOUT="20",
+        DB_STATEMENT_TIMEOUT_MS="15000",
+        DB_CONNECT_TIMEOUT_SECONDS="15",
+    ) as server:
         for _ in range(20):  # open pooled connections in both workers while the database answers
             assert status(f"{server.url}/api/v1/items") == 200
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tests import servers
@@ -68,3 +70,58 @@ def test_forced_local_does_not_probe_docker(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
     with pytest.raises(pytest.skip.Exception, match="TEST_SERVERS=local"):
         servers.redis_server()
+
+
+class FakeDockerContainer:
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: self.calls.append(name)
+
+
+class FakeTestcontainer:
+    """Just the testcontainers surface that `_ContainerServer` uses, recording the Docker calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.bound: dict[int, int] = {}
+
+    def with_bind_ports(self, inner: int, host: int) -> FakeTestcontainer:
+        self.bound[inner] = host
+        return self
+
+    def start(self) -> None:
+        self.calls.append("create")
+
+    def stop(self) -> None:
+        self.calls.append("remove")
+
+    def get_container_host_ip(self) -> str:
+        return "127.0.0.1"
+
+    def get_exposed_port(self, inner: int) -> int:
+        return self.bound[inner]
+
+    def get_wrapped_container(self) -> FakeDockerContainer:
+        return FakeDockerContainer(self.calls)
+
+
+class ReadyContainer(servers._ContainerServer):
+    def ready(self) -> bool:
+        return True
+
+
+def test_container_handle_maps_onto_docker_calls() -> None:
+    """A container handle crashes with kill, restarts on its fixed host port, and unpauses before it is removed."""
+    fake = FakeTestcontainer()
+    handle = ReadyContainer(fake, 6379)
+    port = handle.address[1]
+    handle.stop()
+    handle.stop()
+    handle.start()
+    handle.pause()
+    handle.close()
+    handle.close()
+    assert fake.calls == ["create", "kill", "wait", "start", "pause", "unpause", "remove"]
+    assert handle.address == ("127.0.0.1", port)
