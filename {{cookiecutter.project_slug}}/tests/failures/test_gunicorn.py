@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.failures.conftest import gunicorn
+from tests.faults import FaultProxy
 from tests.servers import ServerHandle
 
 
@@ -129,3 +131,30 @@ def test_counters_from_two_workers_sum_in_one_scrape(tmp_path: Path, migrated: s
     served = sample(metrics, "http_requests_total", '{handler="/api/v1/items",method="GET",status="200"}')
     assert served == 200
     assert len(counter_files) == 2, "one worker served everything: the sum proves nothing"
+
+
+def test_a_probe_storm_costs_one_query_per_ttl_per_worker(tmp_path: Path, migrated: str) -> None:
+    """200 readiness probes within one second reach the database at most twice per worker."""
+    with FaultProxy.for_url(migrated).run_in_thread() as proxy:
+        with gunicorn(tmp_path, DATABASE_URL=proxy.url_for(migrated)) as server:
+            wait_for(lambda: status(f"{server.url}/health/ready") == 200, timeout=10)
+            time.sleep(1.1)  # let every cached result expire
+            before = proxy.sent_containing(b"SELECT 1")
+            started = time.monotonic()
+
+            async def storm() -> list[int]:
+                async with httpx.AsyncClient(base_url=server.url) as client:
+                    results = []
+                    for _ in range(20):
+                        batch = await asyncio.gather(*(client.get("/health/ready") for _ in range(10)))
+                        results += [r.status_code for r in batch]
+                        await asyncio.sleep(0.03)
+                    return results
+
+            statuses = asyncio.run(storm())
+            elapsed = time.monotonic() - started
+            queries = proxy.sent_containing(b"SELECT 1") - before
+    print(f"\n[figure] {len(statuses)} readiness probes in {elapsed:.2f}s: {queries} database queries from 2 workers")
+    assert set(statuses) == {200}
+    # Each worker runs the check at most once per 1 s TTL: two windows at most for a one-second burst.
+    assert queries <= 2 * 2 * math.ceil(elapsed)

