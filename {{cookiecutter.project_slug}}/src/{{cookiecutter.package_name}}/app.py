@@ -17,7 +17,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import __version__, cache, db, errors, health
+from . import __version__, admin, cache, db, errors, health
 from .items.router import router as items_router
 from .metrics import LATENCY_BUCKETS, Metrics
 from .observability import RequestContextMiddleware, configure_logging
@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(health.build_router(settings.health, lifecycle, __version__))
     app.include_router(items_router)
+    if settings.service.admin_token is not None:
+        app.include_router(admin.build_router(settings.service.admin_token.get_secret_value()))
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
 
     quiet = {f"{settings.health.path_prefix}{suffix}" for suffix in ("", "/live", "/ready", "/startup", "/detailed")}

@@ -93,3 +93,25 @@ async def test_detailed_health_needs_the_token(make_settings: SettingsFactory) -
         right = await client.get("/health/detailed", headers={"authorization": "Bearer s3cret-token"})
         assert right.status_code == 200
         assert "s3cret-token" not in right.text
+
+
+async def test_operators_control_breakers_with_the_admin_token(make_settings: SettingsFactory) -> None:
+    """With ADMIN_TOKEN set, an operator can force the database breaker open (reads 503) and reset it."""
+    async with client_for(make_settings(ADMIN_TOKEN="admin-token")) as client:
+        url = "/admin/breakers/database"
+        assert (await client.post(url, json={"action": "force_open"})).status_code == 401
+        auth = {"authorization": "Bearer admin-token"}
+        forced = await client.post(url, json={"action": "force_open"}, headers=auth)
+        assert forced.json()["state"] == "forced_open"
+        refused = await client.get("/api/v1/items")
+        assert refused.status_code == 503 and "retry-after" in refused.headers
+        assert (await client.post(url, json={"action": "reset"}, headers=auth)).json()["state"] == "closed"
+        assert (await client.get("/api/v1/items")).status_code == 200
+        assert (await client.post("/admin/breakers/nope", json={"action": "reset"}, headers=auth)).status_code == 404
+
+
+async def test_admin_routes_are_absent_without_a_token(make_settings: SettingsFactory) -> None:
+    """Without ADMIN_TOKEN, no admin route exists."""
+    async with client_for(make_settings()) as client:
+        response = await client.post("/admin/breakers/database", json={"action": "reset"})
+    assert response.status_code == 404

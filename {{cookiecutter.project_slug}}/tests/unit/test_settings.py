@@ -80,3 +80,17 @@ def test_settings_are_frozen(make_settings: SettingsFactory) -> None:
     settings = make_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.db.pool_size = 1
+
+
+def test_readme_documents_every_setting() -> None:
+    """Every environment variable the service reads has a row in the README's tables."""
+    from pathlib import Path
+
+    from {{ cookiecutter.package_name }}.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    names = {group.env_name(field) for group in Settings.groups.values() for field in group.model_fields}
+    undocumented = {
+        name for name in names if f"`{name}`" not in readme and f"`*_{name.split('_', 1)[1]}`" not in readme
+    }
+    assert undocumented == set()

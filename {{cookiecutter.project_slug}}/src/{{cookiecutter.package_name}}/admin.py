@@ -1,0 +1,46 @@
+"""Operator controls: force a dependency's breaker open, disable it (forced closed), or reset it.
+
+Served only when ``ADMIN_TOKEN`` is set, and only with ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Literal
+
+from fastapi import APIRouter, Header, HTTPException, status
+from pydantic import BaseModel
+
+from .errors import PROBLEM_RESPONSES
+from .state import StateDep
+
+log = logging.getLogger(__name__)
+
+
+class BreakerCommand(BaseModel):
+    action: Literal["force_open", "disable", "reset"]
+
+
+def build_router(token: str) -> APIRouter:
+    router = APIRouter(prefix="/admin", tags=["admin"], responses=PROBLEM_RESPONSES)
+
+    def authorise(authorization: str | None) -> None:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "A valid bearer token is required.")
+
+    @router.post("/breakers/{name}", responses={401: {"description": "Missing or wrong token"}})
+    async def command_breaker(
+        name: str, command: BreakerCommand, state: StateDep, authorization: str | None = Header(None)
+    ) -> dict[str, object]:
+        authorise(authorization)
+        guards = {guard.name: guard for guard in (state.guards.db, state.guards.redis) if guard is not None}
+        if name not in guards:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No breaker named {name!r}; known: {sorted(guards)}.")
+        breaker = guards[name].breaker
+        getattr(breaker, command.action)()
+        log.warning("breaker changed by an operator", extra={"breaker": name, "action": command.action})
+        return breaker.snapshot()
+
+    return router
