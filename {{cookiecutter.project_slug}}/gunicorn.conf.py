@@ -38,6 +38,7 @@ keepalive = int(_server.keepalive_seconds)
 max_requests = _server.max_requests
 max_requests_jitter = _server.max_requests_jitter
 accesslog = None  # the app writes one JSON access line per request
+control_socket_disable = True  # gunicorn's control socket lives under $HOME, which a read-only image lacks
 logconfig_dict = logging_config(_settings.service.log_level)
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 worker_tmp_dir = os.environ.get("WORKER_TMP_DIR") or ("/dev/shm" if Path("/dev/shm").is_dir() else None)  # noqa: S108

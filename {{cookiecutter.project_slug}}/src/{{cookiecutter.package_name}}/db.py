@@ -100,5 +100,6 @@ def pool_sampler(engine: AsyncEngine) -> Callable[[Metrics], None]:
             metrics.pool_size.set(stats.size)
             metrics.pool_checked_out.set(stats.checked_out)
             metrics.pool_overflow.set(stats.overflow)
+            metrics.pool_capacity.set(stats.capacity)
 
     return sample

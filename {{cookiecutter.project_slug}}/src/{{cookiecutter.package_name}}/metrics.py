@@ -59,6 +59,12 @@ class Metrics:
         self.pool_overflow = Gauge(
             "db_pool_overflow", "Connections above the pool size.", registry=r, multiprocess_mode="livesum"
         )
+        self.pool_capacity = Gauge(
+            "db_pool_capacity",
+            "Connections the pool may open: size plus overflow.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.pool_timeouts = Counter("db_pool_timeouts", "Requests that waited too long for a connection.", registry=r)
         self.cache_requests = Counter("cache_requests", "Cache reads by result.", ["result"], registry=r)
         self.cache_write_failures = Counter("cache_write_failures", "Cache writes that failed.", registry=r)

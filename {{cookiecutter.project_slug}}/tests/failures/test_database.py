@@ -80,6 +80,7 @@ async def test_hung_database_opens_the_breaker_and_recovers(make_settings: Setti
             await asyncio.sleep(0.1)
         recovery = time.monotonic() - started
     share = len(fast_503) / len(later)
+    print(sorted((status, round(seconds, 3), "retry-after" in r.headers) for status, seconds, r in later)[-8:])
     print(f"\n[figure] hung database: {share:.0%} fast 503s once open, slowest request {slowest:.2f}s")
     print(f"[figure] writes succeeded again {recovery:.2f}s after the database returned")
     assert share >= 0.9

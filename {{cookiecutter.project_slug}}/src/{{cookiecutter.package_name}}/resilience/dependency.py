@@ -82,6 +82,7 @@ class Dependency:
             if isinstance(exc, Exception) and is_failure(exc):
                 self.breaker.on_failure(elapsed)
                 self._failures.inc()
+                self._latency.observe(elapsed)
             else:
                 self.breaker.on_ignored()
             raise

@@ -1,0 +1,113 @@
+"""B of ``make bench``: a bare FastAPI app doing the same work as the service, with nothing around it.
+
+No middleware, no metrics, no logs, no resilience, no cache. Served by the same gunicorn worker class
+(so the same uvloop and httptools) and reading the same ``items`` table through an engine built with
+the service's own pool settings, which ``bench/run.py`` passes in ``BENCH_ENGINE`` (JSON, taken from
+the baked service's ``check-config``). The handlers do the same work as the service's: the liveness
+route returns the same bytes, the read and the insert run the same SQL and serialise the same way.
+
+    PYTHONPATH=<template root> DATABASE_URL=... BENCH_ENGINE='{...}' \
+        gunicorn -k <package>.worker.Worker 'bench.bare_app:create()'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import DateTime, String, Text, func, insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from starlette.responses import Response
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ItemCreate(BaseModel):
+    name: str
+    description: str | None = None
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    created_at: datetime
+
+
+def engine_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``create_async_engine`` arguments equal to the service's for the same settings (its ``db`` group)."""
+    return {
+        "pool_pre_ping": cfg["pool_pre_ping"],
+        "pool_size": cfg["pool_size"],
+        "max_overflow": cfg["max_overflow"],
+        "pool_timeout": cfg["pool_timeout_seconds"],
+        "pool_recycle": cfg["pool_recycle_seconds"],
+        "connect_args": {
+            "timeout": cfg["connect_timeout_seconds"],
+            "command_timeout": cfg["statement_timeout_ms"] / 1000 + 1,
+            "server_settings": {"statement_timeout": str(cfg["statement_timeout_ms"]), "application_name": "bare"},
+        },
+    }
+
+
+def create() -> FastAPI:
+    url = make_url(os.environ["DATABASE_URL"]).set(drivername="postgresql+asyncpg")
+    engine = create_async_engine(url, **engine_options(json.loads(os.environ["BENCH_ENGINE"])))
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/health/live")
+    async def live() -> Response:
+        return Response(
+            orjson.dumps({"status": "pass"}), media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
+
+    @app.get("/bench/noop")
+    async def noop() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/api/v1/items/{item_id}")
+    async def get_item(item_id: int) -> Response:
+        async with sessions() as session:
+            item = await session.get(Item, item_id)
+        if item is None:
+            return Response(b'{"detail":"not found"}', status_code=404, media_type="application/json")
+        return Response(ItemOut.model_validate(item).model_dump_json().encode(), media_type="application/json")
+
+    @app.post("/api/v1/items", status_code=201)
+    async def create_item(data: ItemCreate) -> Response:
+        async with sessions() as session:
+            item = (await session.scalars(insert(Item).values(**data.model_dump()).returning(Item))).one()
+            await session.commit()
+        body = ItemOut.model_validate(item).model_dump_json().encode()
+        return Response(body, status_code=201, media_type="application/json")
+
+    return app

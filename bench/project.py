@@ -1,0 +1,73 @@
+"""The service under test: baked from the template with the default answers, in a venv of the bench's own.
+
+The venv is ``.bake/bench-venv``, not the template tests' ``.bake/venv``: a ``make test`` running at the
+same time reinstalls its own baked project there, which would swap the code under a running bench.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import venv
+from pathlib import Path
+from typing import Any
+
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+BENCH_VENV = TEMPLATE / ".bake" / "bench-venv"
+
+
+def bake(output_dir: Path) -> Path:
+    """The default answers, baked into ``output_dir``; returns the project folder."""
+    return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir)))
+
+
+def project_venv(project: Path, *extra: str) -> Path:
+    """As the template tests' ``project_venv()``: ``project[dev]`` installed (editable); returns the bin folder."""
+    bin_dir = BENCH_VENV / "bin"
+    if not (bin_dir / "python").exists():
+        venv.create(BENCH_VENV, with_pip=True, symlinks=True)
+    pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    check([*pip, "-e", f"{project}[dev]", *extra], cwd=project)
+    return bin_dir
+
+
+def package_name(project: Path) -> str:
+    (package,) = [path.name for path in (project / "src").iterdir() if (path / "__init__.py").exists()]
+    return package
+
+
+def check(
+    cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd``; on failure raise with its output."""
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return result
+
+
+def service_env(*, database_url: str, redis_url: str, port: int, metrics_dir: Path, package: str) -> dict[str, str]:
+    """The environment of one gunicorn: the caller's, with the servers, one worker, and the bench's names."""
+    ours = ("DATABASE_URL", "REDIS_URL", "PORT", "HOST", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR", "VIRTUAL_ENV")
+    env = {key: value for key, value in os.environ.items() if key not in ours and not key.startswith("PYTEST")}
+    return env | {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "WEB_CONCURRENCY": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "PYTHONPATH": str(TEMPLATE),  # for bench.app_with_noop and bench.bare_app
+        "BENCH_PACKAGE": package,
+    }
+
+
+def db_settings(bin_dir: Path, project: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The service's effective database settings (``check-config``), so the bare app's engine can match them."""
+    package = package_name(project)
+    out = check([str(bin_dir / "python"), "-m", package, "check-config"], cwd=project, env=env)
+    db: dict[str, Any] = json.loads(out.stdout)["db"]
+    return db
