@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import subprocess
 import time
@@ -141,5 +140,3 @@ async def paced(port: int, path: str, *, rate: float, seconds: float, connection
     }
 
 
-def summary_json(result: dict[str, object]) -> str:
-    return json.dumps(result, sort_keys=True)

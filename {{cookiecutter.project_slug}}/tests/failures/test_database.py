@@ -67,8 +67,8 @@ async def test_hung_database_opens_the_breaker_and_recovers(make_settings: Setti
         proxy.blackhole()
         first = await asyncio.gather(*(timed(client, "GET", "/api/v1/items") for _ in range(20)))
         later = []
-        for _ in range(5):
-            later += await asyncio.gather(*(timed(client, "GET", "/api/v1/items") for _ in range(10)))
+        for _ in range(10):
+            later += await asyncio.gather(*(timed(client, "GET", "/api/v1/items") for _ in range(5)))
         fast_503 = [
             r for status, seconds, r in later if status == 503 and seconds < 0.05 and "retry-after" in r.headers
         ]
@@ -80,7 +80,6 @@ async def test_hung_database_opens_the_breaker_and_recovers(make_settings: Setti
             await asyncio.sleep(0.1)
         recovery = time.monotonic() - started
     share = len(fast_503) / len(later)
-    print(sorted((status, round(seconds, 3), "retry-after" in r.headers) for status, seconds, r in later)[-8:])
     print(f"\n[figure] hung database: {share:.0%} fast 503s once open, slowest request {slowest:.2f}s")
     print(f"[figure] writes succeeded again {recovery:.2f}s after the database returned")
     assert share >= 0.9
