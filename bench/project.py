@@ -65,9 +65,8 @@ def service_env(*, database_url: str, redis_url: str, port: int, metrics_dir: Pa
     }
 
 
-def db_settings(bin_dir: Path, project: Path, env: dict[str, str]) -> dict[str, Any]:
-    """The service's effective database settings (``check-config``), so the bare app's engine can match them."""
-    package = package_name(project)
-    out = check([str(bin_dir / "python"), "-m", package, "check-config"], cwd=project, env=env)
-    db: dict[str, Any] = json.loads(out.stdout)["db"]
-    return db
+def effective_settings(bin_dir: Path, project: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The service's effective settings (``check-config``), so that the bare app can match its pool and server."""
+    out = check([str(bin_dir / "python"), "-m", package_name(project), "check-config"], cwd=project, env=env)
+    settings: dict[str, Any] = json.loads(out.stdout)
+    return settings

@@ -40,6 +40,9 @@ async def test_items_round_trip(make_settings: SettingsFactory) -> None:
         pytest.param("POST", "/api/v1/items", b'{"name": ""}', 422, id="empty-name"),
         pytest.param("POST", "/api/v1/items", json.dumps({"name": "x" * 201}).encode(), 422, id="name-too-long"),
         pytest.param("POST", "/api/v1/items", b'{"name": "a", "extra": 1}', 422, id="unknown-field"),
+        pytest.param("POST", "/api/v1/items", b'{"name": "a\\u0000b"}', 422, id="nul-character"),
+        pytest.param("POST", "/api/v1/items", b'{"name": "\\ud800"}', 422, id="lone-surrogate"),
+        pytest.param("POST", "/api/v1/items", b'["name"]', 422, id="not-an-object"),
     ],
 )
 async def test_bad_requests_get_problem_json(
