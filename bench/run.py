@@ -250,9 +250,10 @@ def start_to_ready(bench: Bench, results: dict[str, Any]) -> None:
 def wrapper(bench: Bench, results: dict[str, Any]) -> None:
     script = str(project.TEMPLATE / "bench" / "wrapper_bench.py")
     results["wrapper"] = {}
+    env = {k: v for k, v in bench.env("wrapper", procs.free_port()).items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     for mode, flags in (("single_process", []), ("multiprocess", ["--multiprocess"])):
         cmd = procs.pinned([str(bench.bin / "python"), script, "--package", bench.package, *flags], procs.SERVER_CPU)
-        out = project.check(cmd, cwd=bench.project, env=bench.env("wrapper", procs.free_port()))
+        out = project.check(cmd, cwd=bench.project, env=env)
         results["wrapper"][mode] = json.loads(out.stdout.strip().splitlines()[-1])
     say(f"guard wrapper: {results['wrapper']['multiprocess']['overhead_ns']:.0f} ns per call")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 REMOVALS: dict[tuple[str, str], list[str]] = {
     ("include_k8s", "no"): ["k8s"],
     ("include_monitoring", "no"): ["monitoring"],
+    ("ci", "none"): [".github"],
 }
 
 

@@ -20,6 +20,8 @@ CHOICES: dict[str, list[str]] = {
     "python_version": ["3.11", "3.12", "3.13"],
     "include_k8s": ["yes", "no"],
     "include_monitoring": ["yes", "no"],
+    "ci": ["github", "none"],
+    "license": ["MIT", "Apache-2.0", "Proprietary"],
 }
 
 # Import names a package of the same name would shadow: the project's dependencies, its tools, and the

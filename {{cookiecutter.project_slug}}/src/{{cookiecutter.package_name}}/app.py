@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -49,21 +50,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(admin.build_router(settings.service.admin_token.get_secret_value()))
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
 
-    quiet = {f"{settings.health.path_prefix}{suffix}" for suffix in ("", "/live", "/ready", "/startup", "/detailed")}
+    # Added innermost first: requests pass the probe bypass, the request context, metrics, then the deadline.
     app.add_middleware(
         DeadlineMiddleware, timeout=settings.service.request_timeout, timeout_response=errors.timeout_response
     )
     Instrumentator(
         should_group_status_codes=False,
-        excluded_handlers=[f"^{settings.health.path_prefix}", "^/metrics$"],
+        excluded_handlers=["^/metrics$"],
         registry=metrics.registry,
     ).instrument(app, latency_highr_buckets=LATENCY_BUCKETS, latency_lowr_buckets=LATENCY_BUCKETS)
     app.add_middleware(
         RequestContextMiddleware,
-        quiet_paths=frozenset(quiet | {"/metrics"}),
+        quiet_paths=frozenset({"/metrics"}),
         in_progress=metrics.requests_in_progress,
         crash_response=errors.crash_response,
     )
+    # FastAPI's own innermost layer (it scopes dependencies with yield) stays in front of the router.
+    probe_target = AsyncExitStackMiddleware(app.router)
+    app.add_middleware(health.ProbeBypass, paths=health.probe_paths(settings.health), router=probe_target)
     return app
 
 

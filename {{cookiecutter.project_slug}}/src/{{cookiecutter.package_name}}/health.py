@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .db import PoolStats, pool_stats
 from .errors import problem
@@ -163,6 +164,29 @@ def _ietf(results: dict[str, tuple[Check, Result]]) -> dict[str, list[dict[str, 
             entry["output"] = result.output
         checks[name] = [entry]
     return checks
+
+
+class ProbeBypass:
+    """Probes skip every middleware and go straight to the router: no access log, no metrics, no deadline.
+
+    A kubelet probing every few seconds per pod is noise in logs and request metrics, and liveness must
+    answer even when the rest of the stack is struggling.
+    """
+
+    def __init__(self, app: ASGIApp, *, paths: frozenset[str], router: ASGIApp) -> None:
+        self.app = app
+        self.paths = paths
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            await self.router(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def probe_paths(cfg: HealthSettings) -> frozenset[str]:
+    return frozenset(f"{cfg.path_prefix}{suffix}" for suffix in ("", "/live", "/ready", "/startup", "/detailed"))
 
 
 def build_router(cfg: HealthSettings, lifecycle: Lifecycle, version: str) -> APIRouter:

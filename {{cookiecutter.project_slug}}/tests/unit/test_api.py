@@ -92,6 +92,20 @@ async def test_request_id_is_echoed_and_logged(
     assert access[0]["status"] == 404
 
 
+async def test_probes_are_neither_logged_nor_counted(
+    make_settings: SettingsFactory, captured_logs: Callable[[], list[str]]
+) -> None:
+    """Probe requests leave no access log line and no request metric."""
+    async with client_for(make_settings()) as client:
+        captured_logs()
+        for path in ("/health/live", "/health/ready", "/health/startup", "/health", "/health/detailed"):
+            assert (await client.get(path)).status_code == 200
+        logged = captured_logs()
+        metrics = (await client.get("/metrics")).text
+    assert not [line for line in logged if '"message":"request"' in line]
+    assert 'handler="/health' not in metrics
+
+
 async def test_metrics_count_the_items_route_by_template(make_settings: SettingsFactory) -> None:
     """/metrics counts requests under the route template, not the raw path, and leaves probes out."""
     async with client_for(make_settings()) as client:
