@@ -44,7 +44,7 @@ from typing import Any, Literal, Protocol
 import pytest
 
 Backend = Literal["docker", "local", "skip", "fail"]
-PASSWORD = "postgres"  # a throwaway test server; the URL carries it so masking tests have a secret
+PASSWORD = "pg-test-secret-7d1c"  # a throwaway test server; the URL carries it so masking tests have a secret
 HOW_TO_GET_ONE = (
     "install PostgreSQL and Redis server binaries (initdb, postgres, redis-server), "
     "or start a Docker engine / podman socket (DOCKER_HOST)"

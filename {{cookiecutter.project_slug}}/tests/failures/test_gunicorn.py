@@ -7,9 +7,12 @@ import math
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -17,6 +20,8 @@ import pytest
 from tests.failures.conftest import gunicorn
 from tests.faults import FaultProxy
 from tests.servers import ServerHandle
+
+PROBES = ("/health/live", "/health/ready", "/health/startup", "/health", "/health/detailed")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
@@ -158,3 +163,28 @@ def test_a_probe_storm_costs_one_query_per_ttl_per_worker(tmp_path: Path, migrat
     assert set(statuses) == {200}
     # Each worker runs the check at most once per 1 s TTL: two windows at most for a one-second burst.
     assert queries <= 2 * 2 * math.ceil(elapsed)
+
+
+def test_secrets_never_leak(tmp_path: Path, postgres: ServerHandle, migrated: str) -> None:
+    """The database password and the health token appear in no response, no log line and no check-config output."""
+    password = urlsplit(migrated).password
+    assert password
+    token = "health-token-5e0f"
+    postgres.stop()
+    with gunicorn(tmp_path, DATABASE_URL=migrated, HEALTH_TOKEN=token, DB_CONNECT_TIMEOUT_SECONDS="0.5") as server:
+        auth = {"authorization": f"Bearer {token}"}
+        bodies = [httpx.get(f"{server.url}{path}", headers=auth).text for path in PROBES]
+        bodies.append(httpx.get(f"{server.url}/api/v1/items").text)
+        postgres.start()
+        wait_for(lambda: status(f"{server.url}/health/ready") == 200, timeout=10)
+        bodies += [httpx.get(f"{server.url}{path}", headers=auth).text for path in PROBES]
+        logs = server.log.read_text()
+    config = subprocess.run(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "check-config"],
+        env={**os.environ, "DATABASE_URL": migrated, "HEALTH_TOKEN": token},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "database:responseTime" in bodies[-1]
+    for text in (*bodies, logs, config):
+        assert password not in text
+        assert token not in text

@@ -70,6 +70,19 @@ async def test_memory_against_cgroup_limit(tmp_path: Path, usage: int, status: s
     assert result.observed_unit == "percent"
 
 
+async def test_startup_fails_until_the_lifespan_has_run(make_settings: SettingsFactory) -> None:
+    """Before the lifespan has started, the startup and readiness probes answer 503 while liveness answers 200."""
+    import httpx
+
+    from {{ cookiecutter.package_name }}.app import create_app
+
+    app = create_app(make_settings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        assert (await client.get("/health/startup")).status_code == 503
+        assert (await client.get("/health/ready")).status_code == 503
+        assert (await client.get("/health/live")).status_code == 200
+
+
 async def test_probes_on_embedded_defaults(make_settings: SettingsFactory) -> None:
     """Every probe answers 200 on a healthy service, and detailed health follows the IETF format."""
     async with client_for(make_settings()) as client:

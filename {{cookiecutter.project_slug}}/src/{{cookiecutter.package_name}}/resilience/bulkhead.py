@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from .deadline import bounded
+
 
 class BulkheadFull(Exception):
     """Every slot stayed busy for the whole wait."""
@@ -30,7 +32,7 @@ class Bulkhead:
             await self._slots.acquire()  # returns at once: no timer on the happy path
             return
         try:
-            async with asyncio.timeout(self.wait_seconds):
+            async with asyncio.timeout(bounded(self.wait_seconds)):
                 await self._slots.acquire()
         except TimeoutError:
             raise BulkheadFull(self.name) from None
