@@ -29,8 +29,10 @@ demo: venv  ## bake the default answers and serve them on 127.0.0.1:$(PORT), emb
 test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks
 	$(BIN)/python -m pytest
 
-bench: venv  ## side-by-side throughput of the baked service against a bare FastAPI app
-	$(BIN)/python bench/run.py
+bench: venv  ## the baked service against a bare FastAPI app (about 6 min); BENCH_ARGS="--quick", "--profile", "--ref REF"
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install -q matplotlib
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .bake .pytest_cache

@@ -138,5 +138,3 @@ async def paced(port: int, path: str, *, rate: float, seconds: float, connection
         "p50_ms": round(cuts[49] * 1000, 2),
         "p99_ms": round(cuts[98] * 1000, 2),
     }
-
-

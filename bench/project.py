@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import venv
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,25 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 BENCH_VENV = TEMPLATE / ".bake" / "bench-venv"
 
 
-def bake(output_dir: Path) -> Path:
+def bake(template: Path, output_dir: Path) -> Path:
     """The default answers, baked into ``output_dir``; returns the project folder."""
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output_dir)))
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 1)  # the post-gen hook's "next steps", printed by a child process
+        try:
+            return Path(cookiecutter(str(template), no_input=True, output_dir=str(output_dir)))
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def export(ref: str, into: Path) -> Path:
+    """The template as committed at ``ref`` (``git archive``), to bench an older or newer version."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=TEMPLATE, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def project_venv(project: Path, *extra: str) -> Path:
@@ -45,7 +62,9 @@ def check(
     """Run ``cmd``; on failure raise with its output."""
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
     return result
 
 

@@ -30,7 +30,7 @@ def route_summary(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = [pair["A"]["rps"] / pair["B"]["rps"] if pair["B"]["rps"] else 0.0 for pair in pairs]
 
     def median(side: str, key: str) -> float:
-        return round(statistics.median(pair[side][key] for pair in pairs), 3)
+        return round(float(statistics.median(pair[side][key] for pair in pairs)), 3)
 
     return {
         "ratios": [round(ratio, 3) for ratio in ratios],
@@ -62,10 +62,12 @@ def table(results: dict[str, Any], goals: dict[str, Goal]) -> str:
         goal = goals[key]
         verdict = "PASS" if goal.passes(value) else "FAIL"
         shown = "n/a" if value is None else f"{value:.3g}{goal.unit}"
-        lines.append(f"{label:<48} {shown:>12}   goal {goal.describe():<10} {verdict}   {detail}")
+        lines.append(f"{label:<54} {shown:>10}   goal {goal.describe():<10} {verdict}\n    {detail}")
     rss = results.get("rss_mib", {})
     if rss:
-        lines.append("RSS per worker after the runs: " + ", ".join(f"{name} {mib:.1f} MiB" for name, mib in rss.items()))
+        lines.append(
+            "RSS per worker after the runs: " + ", ".join(f"{name} {mib:.1f} MiB" for name, mib in rss.items())
+        )
     return "\n".join(lines)
 
 
@@ -75,12 +77,15 @@ def _other_rows(results: dict[str, Any]) -> list[tuple[str, str, float | None, s
     if wrapper:
         prod, single = wrapper["multiprocess"], wrapper["single_process"]
         detail = f"(single-process metrics: {single['overhead_ns'] / 1000:.2f} us; bare await {prod['bare_ns']:.0f} ns)"
-        rows.append(("wrapper", "guard wrapper per call (uvloop, gunicorn metrics)", prod["overhead_ns"] / 1000, detail))
+        rows.append(
+            ("wrapper", "guard wrapper per call (uvloop, gunicorn metrics)", prod["overhead_ns"] / 1000, detail)
+        )
     ready = results.get("readiness", {})
     if ready:
         detail = (
             f"({ready['probes']} probes at {ready['rate']:.0f}/s, statuses {ready['statuses']}, "
-            f"{ready['round_trips_per_second']:.1f} round trips/s, probe p99 {ready['p99_ms']} ms)"
+            f"probe p99 {ready['p99_ms']} ms; all statements {ready['statements_per_second']:.1f}/s: "
+            f"{ready['statements']})"
         )
         rows.append(("readiness", "DB queries/s/worker under 200 probes/s", ready["queries_per_second"], detail))
     start = results.get("start_to_ready", {})

@@ -78,7 +78,9 @@ async def measure(package: str, n: int, repeats: int) -> dict[str, Any]:
             bare.append(b)
             wrapped.append(w)
             diffs.append(w - b)
-        breakdown = {"bulkhead acquire+release": statistics.median([await _loop_time(n, bulkhead) / n for _ in range(3)])}
+        breakdown = {
+            "bulkhead acquire+release": statistics.median([await _loop_time(n, bulkhead) / n for _ in range(3)])
+        }
         for name, step in parts.items():
             breakdown[name] = statistics.median([_sync_time(n, step) / n for _ in range(3)])
     return {

@@ -25,7 +25,9 @@ def bake(output_dir: Path, **answers: Any) -> Path:
     return Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=extra, output_dir=str(output_dir)))
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """Run ``cmd`` and fail the test with its output when it fails."""
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:

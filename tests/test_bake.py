@@ -38,7 +38,9 @@ def test_mypy_strict(default_project: Path, default_bin: Path) -> None:
     run([str(default_bin / "mypy"), "src", "tests"], cwd=default_project)
 
 
-def test_own_suite_passes_with_real_services(default_project: Path, default_bin: Path, tool_env: dict[str, str]) -> None:
+def test_own_suite_passes_with_real_services(
+    default_project: Path, default_bin: Path, tool_env: dict[str, str]
+) -> None:
     """The baked project's whole suite passes against real PostgreSQL and Redis, none of it skipped."""
     started = time.monotonic()
     result = run(

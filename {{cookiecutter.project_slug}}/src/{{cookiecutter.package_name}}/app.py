@@ -14,15 +14,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
-from prometheus_fastapi_instrumentator import Instrumentator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__, admin, cache, db, errors, health
 from .items.router import router as items_router
-from .metrics import LATENCY_BUCKETS, Metrics
+from .metrics import Metrics
 from .observability import RequestContextMiddleware, configure_logging
-from .resilience import DeadlineMiddleware, Dependency
+from .resilience import DeadlineMiddleware, Deadlines, Dependency
 from .settings import Settings
 from .shutdown import Lifecycle, closing, drain_on_sigterm
 from .state import Guards, State
@@ -35,11 +34,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.service.log_level)
     lifecycle = Lifecycle()
     metrics = Metrics()
+    deadlines = Deadlines()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            yield {"state": await _open(settings, lifecycle, metrics, stack)}
+            yield {"state": await _open(settings, lifecycle, metrics, deadlines, stack)}
             log.info("shutting down: closing resources")
 
     app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan)
@@ -50,19 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(admin.build_router(settings.service.admin_token.get_secret_value()))
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
 
-    # Added innermost first: requests pass the probe bypass, the request context, metrics, then the deadline.
+    # Added innermost first: requests pass the probe bypass, the request context, then the deadline.
     app.add_middleware(
-        DeadlineMiddleware, timeout=settings.service.request_timeout, timeout_response=errors.timeout_response
+        DeadlineMiddleware,
+        timeout=settings.service.request_timeout,
+        deadlines=deadlines,
+        timeout_response=errors.timeout_response,
     )
-    Instrumentator(
-        should_group_status_codes=False,
-        excluded_handlers=["^/metrics$"],
-        registry=metrics.registry,
-    ).instrument(app, latency_highr_buckets=LATENCY_BUCKETS, latency_lowr_buckets=LATENCY_BUCKETS)
     app.add_middleware(
         RequestContextMiddleware,
-        quiet_paths=frozenset({"/metrics"}),
-        in_progress=metrics.requests_in_progress,
+        metrics=metrics,
+        unmetered=frozenset({"/metrics"}),
         crash_response=errors.crash_response,
     )
     # FastAPI's own innermost layer (it scopes dependencies with yield) stays in front of the router.
@@ -71,7 +69,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-async def _open(settings: Settings, lifecycle: Lifecycle, metrics: Metrics, stack: AsyncExitStack) -> State:
+async def _open(
+    settings: Settings, lifecycle: Lifecycle, metrics: Metrics, deadlines: Deadlines, stack: AsyncExitStack
+) -> State:
     budget = settings.server.shutdown_close_seconds
     engine = db.create_engine(settings.db, application_name=settings.service.name)
     stack.push_async_callback(closing("database pool", engine.dispose, budget))
@@ -118,7 +118,10 @@ async def _open(settings: Settings, lifecycle: Lifecycle, metrics: Metrics, stac
             checks, timeout=settings.health.check_timeout_seconds, ttl=settings.health.cache_ttl_seconds
         ),
     )
-    tasks = [asyncio.create_task(metrics.sample_forever([db.pool_sampler(engine)]), name="metrics-sampler")]
+    tasks = [
+        asyncio.create_task(metrics.sample_forever([db.pool_sampler(engine)]), name="metrics-sampler"),
+        asyncio.create_task(deadlines.watch(), name="request-deadlines"),
+    ]
     stack.push_async_callback(closing("background tasks", lambda: _cancel(tasks), budget))
     stack.callback(drain_on_sigterm(lifecycle, asyncio.get_running_loop()))
     log.info(

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from .resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, is_failure
@@ -71,10 +72,25 @@ def _retry_after(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves on this path: Starlette's 405 names only the first route that matched."""
+    allowed = [
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered for this type only
     detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
-    return problem(exc.status_code, detail, instance=request.url.path, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return problem(exc.status_code, detail, instance=request.url.path, headers=headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .db import PoolStats, pool_stats
-from .errors import problem
+from .errors import problem, problem_response
 from .resilience import Dependency
 from .settings import HealthSettings
 from .shutdown import Lifecycle
@@ -147,6 +147,10 @@ def _memory(cgroup: Path) -> tuple[int, int | None]:
     return pages * os.sysconf("SC_PAGE_SIZE"), None
 
 
+class HealthResponse(Response):
+    media_type = HEALTH_JSON
+
+
 def _json(body: dict[str, Any], status_code: int, media_type: str = HEALTH_JSON) -> Response:
     return Response(
         orjson.dumps(body), status_code=status_code, media_type=media_type, headers={"Cache-Control": "no-store"}
@@ -179,7 +183,7 @@ class ProbeBypass:
         self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths:
+        if scope["type"] == "http" and scope["path"] in self.paths and scope["method"] == "GET":
             await self.router(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -194,6 +198,10 @@ def build_router(cfg: HealthSettings, lifecycle: Lifecycle, version: str) -> API
     router = APIRouter(prefix=cfg.path_prefix, tags=["health"])
     token = cfg.token.get_secret_value().encode() if cfg.token else None
     unavailable: dict[int | str, dict[str, Any]] = {503: {"description": "Not ready, draining, or failing"}}
+    health_json: dict[int | str, dict[str, Any]] = {
+        status: {"description": description, "content": {HEALTH_JSON: {"schema": {"type": "object"}}}}
+        for status, description in ((200, "Passing or warning"), (503, "Failing or draining"))
+    }
 
     @router.get("/live", include_in_schema=True)
     async def live() -> Response:
@@ -218,14 +226,18 @@ def build_router(cfg: HealthSettings, lifecycle: Lifecycle, version: str) -> API
             return _json({"status": "fail", "output": f"failing: {', '.join(failing)}"}, 503, "application/json")
         return _json({"status": "pass"}, 200, "application/json")
 
-    @router.get("", responses=unavailable)
+    @router.get("", response_class=HealthResponse, responses=health_json)
     async def summary(request: Request) -> Response:
         state: State = request.state.state
         status = "fail" if lifecycle.draining else overall(await state.health.results())
         body = {"status": status, "version": version, "uptime_seconds": round(lifecycle.uptime_seconds, 1)}
         return _json(body, 503 if status == "fail" else 200)
 
-    @router.get("/detailed", responses={**unavailable, 401: {"description": "Missing or wrong bearer token"}})
+    @router.get(
+        "/detailed",
+        response_class=HealthResponse,
+        responses={**health_json, 401: problem_response("Missing or wrong bearer token")},
+    )
     async def detailed(request: Request) -> Response:
         if token is not None and not _authorised(request, token):
             return problem(401, "A valid bearer token is required.", headers={"WWW-Authenticate": "Bearer"})

@@ -25,6 +25,20 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # HTTP metrics under prometheus-fastapi-instrumentator's names, so its dashboards work unchanged.
+        self.http_requests = Counter(
+            "http_requests",
+            "HTTP requests by route template, method and status.",
+            ["handler", "method", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by route template.",
+            ["handler", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.requests_in_progress = Gauge(
             "http_requests_inprogress", "HTTP requests being served.", registry=r, multiprocess_mode="livesum"
         )

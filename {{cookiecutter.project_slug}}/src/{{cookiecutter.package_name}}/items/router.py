@@ -21,7 +21,12 @@ def _key(item_id: int) -> str:
     return f"items:{item_id}"
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemOut,
+    responses={400: problem_response("The body is not valid UTF-8 JSON")},
+)
 async def create_item(data: ItemCreate, session: SessionDep, state: StateDep, cache: CacheDep) -> Response:
     item = await ItemRepository(session, state.guards.db).create(data)
     body = ItemOut.model_validate(item).model_dump_json().encode()

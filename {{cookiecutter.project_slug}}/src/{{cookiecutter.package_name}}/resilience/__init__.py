@@ -2,7 +2,7 @@
 
 from .breaker import Breaker, BreakerConfig, BreakerOpen, BreakerState
 from .bulkhead import Bulkhead, BulkheadFull
-from .deadline import DeadlineExceeded, DeadlineMiddleware
+from .deadline import DeadlineExceeded, DeadlineMiddleware, Deadlines
 from .dependency import Dependency
 from .errors import is_failure, is_transient
 from .retry import RetryBudget, retrying
@@ -16,6 +16,7 @@ __all__ = [
     "BulkheadFull",
     "DeadlineExceeded",
     "DeadlineMiddleware",
+    "Deadlines",
     "Dependency",
     "RetryBudget",
     "is_failure",

@@ -1,0 +1,110 @@
+"""One bench run's resources: the baked service, its venv, the throwaway servers, and the gunicorns.
+
+``Bench`` registers every process and folder it creates on an ExitStack, which undoes them in reverse
+whatever happens (an error, Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import load
+import procs
+import project
+from load import Request
+
+OUT = project.TEMPLATE / "bench" / "out"
+CONNECTIONS = 64
+_T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.monotonic() - _T0:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@functools.cache
+def _gunicorn_flags(gunicorn: str) -> str:
+    return subprocess.run([gunicorn, "--help"], capture_output=True, text=True, check=False).stdout
+
+
+class Bench:
+    """Owns every process and folder of one run; ``stack`` undoes them in reverse, whatever happens."""
+
+    def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+        self.args = args
+        self.stack = stack
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+        stack.callback(shutil.rmtree, self.tmp, ignore_errors=True)
+        template = project.export(args.ref, self.tmp / "template") if args.ref else project.TEMPLATE
+        say(f"baking the default answers of {args.ref or 'the working tree'}, installing them in .bake/bench-venv")
+        self.project = project.bake(template, self.tmp / "bake")
+        self.bin = project.project_venv(self.project, *(["py-spy"] if args.profile else []))
+        self.package = project.package_name(self.project)
+        sys.path.insert(0, str(self.project))
+        servers = __import__("tests.servers", fromlist=["postgres_server"])
+        say("starting throwaway PostgreSQL and Redis")
+        try:
+            self.postgres = servers.postgres_server()
+            stack.callback(self.postgres.close)
+            self.redis = servers.redis_server()
+            stack.callback(self.redis.close)
+        except BaseException as exc:  # servers.py calls pytest.skip() when it finds no server to run
+            if type(exc).__name__ not in ("Skipped", "Failed"):
+                raise
+            raise SystemExit(f"bench: {exc}") from None
+        env = self.env("setup", procs.free_port())
+        project.check([str(self.bin / "python"), "-m", self.package, "migrate"], cwd=self.project, env=env)
+        self.config = project.effective_settings(self.bin, self.project, env)
+
+    def env(self, name: str, port: int, database_url: str | None = None) -> dict[str, str]:
+        return project.service_env(
+            database_url=database_url or self.postgres.url,
+            redis_url=self.redis.url,
+            port=port,
+            metrics_dir=self.tmp / f"metrics-{name}",
+            package=self.package,
+        )
+
+    def _start(self, name: str, cmd: list[str], env: dict[str, str], port: int, ready: str) -> procs.Server:
+        log = self.tmp / f"{name}.log"
+        server = procs.start(name, cmd, env=env, cwd=self.project, log=log, port=port, ready_path=ready)
+        self.stack.callback(server.stop)
+        return server
+
+    def start_service(self, name: str, app: str | None = None, database_url: str | None = None) -> procs.Server:
+        """A: ``gunicorn -c gunicorn.conf.py`` as generated (``app`` overrides its wsgi_app)."""
+        port = procs.free_port()
+        cmd = [str(self.bin / "gunicorn"), "-c", "gunicorn.conf.py", *([app] if app else [])]
+        return self._start(name, cmd, self.env(name, port, database_url), port, "/health/ready")
+
+    def start_bare(self) -> procs.Server:
+        """B: the bare app on the service's worker class, with the service's server and pool settings."""
+        port, server = procs.free_port(), self.config["server"]
+        # As gunicorn.conf.py: heartbeat files in memory, no control socket.
+        same = ["--worker-tmp-dir", "/dev/shm"] if Path("/dev/shm").is_dir() else []
+        if "--no-control-socket" in _gunicorn_flags(str(self.bin / "gunicorn")):
+            same.append("--no-control-socket")
+        cmd = [
+            str(self.bin / "gunicorn"), "-k", f"{self.package}.worker.Worker", "-w", "1", "-b", f"127.0.0.1:{port}",
+            "--keep-alive", str(int(server["keepalive_seconds"])),
+            "--timeout", str(int(server["worker_timeout_seconds"])),
+            "--graceful-timeout", str(int(server["graceful_timeout"])), *same, "bench.bare_app:create()",
+        ]  # fmt: skip
+        env = self.env("bare", port) | {"BENCH_ENGINE": json.dumps(self.config["db"])}
+        return self._start("bare", cmd, env, port, "/health/live")
+
+    def wrk(self, server: procs.Server, request: Request) -> load.WrkResult:
+        args = self.args
+        load.wrk(server.url, request, seconds=args.warmup, connections=CONNECTIONS, script_dir=self.tmp)
+        result = load.wrk(server.url, request, seconds=args.seconds, connections=CONNECTIONS, script_dir=self.tmp)
+        server.truncate_log()
+        return result

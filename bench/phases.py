@@ -1,0 +1,155 @@
+"""The bench's measurements, each adding its part to the results dict."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import statistics
+import time
+from typing import Any
+
+import hotspots
+import load
+import procs
+import project
+import report
+from harness import CONNECTIONS, OUT, Bench, say
+from load import Request
+from pgcount import StatementCounter
+
+PROBE_RATE = 200
+
+
+def seed(port: int, count: int) -> list[int]:
+    """Create ``count`` items through the service (which caches each) and read each once."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    ids = []
+    for i in range(count):
+        body = json.dumps({"name": f"bench item {i}", "description": "seeded by make bench"})
+        conn.request("POST", "/api/v1/items", body=body, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 201:
+            raise RuntimeError(f"seeding answered {response.status}: {data[:300]!r}")
+        ids.append(int(json.loads(data)["id"]))
+    for item_id in ids:
+        conn.request("GET", f"/api/v1/items/{item_id}")
+        conn.getresponse().read()
+    conn.close()
+    return ids
+
+
+def cache_counts(port: int) -> dict[str, float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("cache_requests_total{"):
+            counts[line.split('result="')[1].split('"')[0]] = float(line.split()[-1])
+    return counts
+
+
+def throughput(bench: Bench, results: dict[str, Any]) -> None:
+    service = bench.start_service("service")
+    with_noop = bench.start_service("service-noop", "bench.app_with_noop:create()")
+    bare = bench.start_bare()
+    body = json.dumps({"name": "bench", "description": "created by make bench"})
+    routes: list[tuple[str, str, procs.Server, Request | None]] = [
+        ("live", "GET /health/live", service, Request(path="/health/live")),
+        ("noop", "GET /bench/noop (no-op JSON)", with_noop, Request(path="/bench/noop")),
+        ("read", "GET /api/v1/items/{id} (A: cached)", service, None),
+        ("write", "POST /api/v1/items", service, Request("POST", "/api/v1/items", body)),
+    ]
+    results["routes"] = {}
+    loaded: list[tuple[str, procs.Server, Request]] = []
+    for key, label, a_server, request in routes:
+        if request is None:  # seeded now, so that every id is in Redis well within its TTL
+            paths = tuple(f"/api/v1/items/{item_id}" for item_id in seed(service.port, 100))
+            request = Request(path=paths[0], paths=paths)
+            before = cache_counts(service.port)
+        loaded.append((key, a_server, request))
+        pairs = []
+        for n in range(bench.args.pairs):
+            pair = {side: bench.wrk(server, request).as_dict() for side, server in (("A", a_server), ("B", bare))}
+            pairs.append(pair)
+            say(f"{label}: pair {n + 1}: A {pair['A']['rps']:.0f} req/s, B {pair['B']['rps']:.0f} req/s")
+        results["routes"][key] = {"label": label, "pairs": pairs, "summary": report.route_summary(pairs)}
+        if key == "read":
+            after = cache_counts(service.port)
+            results["routes"][key]["cache_A"] = {name: after[name] - before.get(name, 0) for name in after}
+    results["rss_mib"] = {
+        "A service": round(service.rss_mib(), 1),
+        "A + no-op route": round(with_noop.rss_mib(), 1),
+        "B bare": round(bare.rss_mib(), 1),
+    }
+    if bench.args.profile:
+        results["profiles"] = profile(bench, loaded)
+    for server in (service, with_noop, bare):
+        server.stop()
+
+
+def profile(bench: Bench, targets: list[tuple[str, procs.Server, Request]]) -> dict[str, Any]:
+    """py-spy on A's worker during one more wrk run per route: collapsed stacks and the top functions."""
+    profiles = {}
+    for key, server, request in targets:
+        out = OUT / f"profile-{key}.txt"
+        load.wrk(server.url, request, seconds=bench.args.warmup, connections=CONNECTIONS, script_dir=bench.tmp)
+        spy = hotspots.record(bench.bin / "py-spy", server.worker_pid(), bench.args.seconds, out)
+        load.wrk(server.url, request, seconds=bench.args.seconds, connections=CONNECTIONS, script_dir=bench.tmp)
+        _, errors = spy.communicate(timeout=60)
+        server.truncate_log()
+        if spy.returncode != 0 or not out.exists():
+            say(f"py-spy failed on {key}: {errors.decode(errors='replace')[-500:]}")
+            continue
+        summary = hotspots.summarise(out, bench.package)
+        busy = int(summary["samples"]) / (hotspots.RATE * int(bench.args.seconds))  # type: ignore[call-overload]
+        profiles[key] = summary | {"busy": round(busy, 3), "collapsed_stacks": str(out.relative_to(project.TEMPLATE))}
+        say(f"profiled {key}: {out}")
+    return profiles
+
+
+def readiness(bench: Bench, results: dict[str, Any]) -> None:
+    """200 probes/s on A's /health/ready, its database behind a statement-counting proxy."""
+    with StatementCounter.for_url(bench.postgres.url).run_in_thread() as counter:
+        server = bench.start_service("ready", database_url=counter.url_for(bench.postgres.url))
+        time.sleep(1.1)  # every cached check result from start-up expires
+        before = counter.counts.copy()
+        probes = asyncio.run(
+            load.paced(server.port, "/health/ready", rate=PROBE_RATE, seconds=bench.args.ready_seconds)
+        )
+        statements = counter.counts - before
+        server.stop()
+    seconds = float(probes["seconds"])  # type: ignore[arg-type]
+    checks = statements.get("SELECT 1", 0)  # the readiness check's own query
+    results["readiness"] = probes | {
+        "workers": 1,
+        "check_queries": checks,
+        "queries_per_second": round(checks / seconds, 2),
+        "statements_per_second": round(sum(statements.values()) / seconds, 2),
+        "statements": dict(statements.most_common()),
+    }
+    say(f"readiness: {checks} health-check queries, {sum(statements.values())} statements in {seconds:.1f}s")
+
+
+def start_to_ready(bench: Bench, results: dict[str, Any]) -> None:
+    runs = []
+    for n in range(3):
+        server = bench.start_service(f"start-{n}")
+        runs.append(round(server.ready_seconds, 3))
+        server.stop()
+    results["start_to_ready"] = {"runs": runs, "median_seconds": statistics.median(runs)}
+    say(f"start to ready: {runs}")
+
+
+def wrapper(bench: Bench, results: dict[str, Any]) -> None:
+    script = str(project.TEMPLATE / "bench" / "wrapper_bench.py")
+    results["wrapper"] = {}
+    env = {k: v for k, v in bench.env("wrapper", procs.free_port()).items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    for mode, flags in (("single_process", []), ("multiprocess", ["--multiprocess"])):
+        cmd = procs.pinned([str(bench.bin / "python"), script, "--package", bench.package, *flags], procs.SERVER_CPU)
+        out = project.check(cmd, cwd=bench.project, env=env)
+        results["wrapper"][mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    say(f"guard wrapper: {results['wrapper']['multiprocess']['overhead_ns']:.0f} ns per call")
