@@ -41,6 +41,20 @@ def status(port: int, path: str, timeout: float = 2.0) -> int | None:
         conn.close()
 
 
+def cpu_busy(seconds: float = 1.0) -> float:
+    """The share of all CPUs busy over ``seconds`` (from /proc/stat): other work on the machine skews a bench."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
 @dataclass
 class Server:
     name: str

@@ -20,9 +20,10 @@ from typing import Any, NoReturn
 
 import hotspots
 import phases
+import procs
 import project
 import report
-from harness import CONNECTIONS, OUT, Bench
+from harness import CONNECTIONS, OUT, Bench, say
 from report import Goal
 
 GOALS = {
@@ -82,6 +83,9 @@ def main() -> int:
                   "seconds": args.seconds, "warmup_seconds": args.warmup,
                   "pinned": shutil.which("taskset") is not None},
     }  # fmt: skip
+    results["setup"]["cpu_busy_before"] = round(procs.cpu_busy(), 3)
+    if results["setup"]["cpu_busy_before"] > 0.1:
+        say(f"the machine is {results['setup']['cpu_busy_before']:.0%} busy before the bench: expect noisy numbers")
     with contextlib.ExitStack() as stack:
         bench = Bench(args, stack)
         results["setup"]["postgres"], results["setup"]["redis"] = (
@@ -92,6 +96,7 @@ def main() -> int:
         phases.readiness(bench, results)
         phases.start_to_ready(bench, results)
         phases.wrapper(bench, results)
+    results["setup"]["cpu_busy_after"] = round(procs.cpu_busy(), 3)
     report.write_json(results, OUT / "results.json")
     report.plot(results, GOALS, OUT / "bench.png")
     print(f"\nmake bench @ {results['commit']} ({results['when']}), 1 worker each, wrk -t1 -c{CONNECTIONS}, "
@@ -99,6 +104,8 @@ def main() -> int:
     print(report.table(results, GOALS))
     for key, summary in results.get("profiles", {}).items():
         print(hotspots.format_summary(key, summary))
+    before, after = results["setup"]["cpu_busy_before"], results["setup"]["cpu_busy_after"]
+    print(f"machine busy (all CPUs, 1 s, without the bench's servers): {before:.0%} before, {after:.0%} after")
     failing = report.failing(results, GOALS)
     print(f"\nfailing goals: {', '.join(failing) if failing else 'none'}")
     print(f"results: {OUT / 'results.json'}\nplot:    {OUT / 'bench.png'}")

@@ -6,7 +6,8 @@ import re
 import time
 from pathlib import Path
 
-from conftest import run
+import pytest
+from conftest import bake, run
 
 UNRENDERED = re.compile(r"{{\s*cookiecutter\.|{%-?\s")
 
@@ -53,3 +54,32 @@ def test_own_suite_passes_with_real_services(
     print(f"\nbaked suite: {summary} (wall {time.monotonic() - started:.0f}s)")
     assert " passed" in summary
     assert "skipped" not in summary and "failed" not in summary and "error" not in summary
+
+
+COMBINATIONS = [
+    pytest.param({"include_k8s": "no"}, id="no-k8s"),
+    pytest.param({"include_monitoring": "no"}, id="no-monitoring"),
+    pytest.param({"ci": "none"}, id="no-ci"),
+    pytest.param({"license": "Apache-2.0"}, id="apache"),
+    pytest.param({"license": "Proprietary"}, id="proprietary"),
+    pytest.param({"python_version": "3.12", "port": "9000"}, id="py312-port9000"),
+    pytest.param({"python_version": "3.13"}, id="py313"),
+    pytest.param(
+        {"include_k8s": "no", "include_monitoring": "no", "ci": "none", "license": "Proprietary"}, id="minimal"
+    ),
+    pytest.param({"project_name": "Café Billing", "author_name": "Zoë Ö"}, id="unicode-names"),
+]
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS)
+def test_combination_bakes_clean(answers: dict[str, str], default_bin: Path, tmp_path: Path) -> None:
+    """Every named answer combination bakes fully rendered and passes ruff, ruff format and mypy --strict.
+
+    The options change files, not Python code, so the default bake's full suite speaks for the code.
+    """
+    project = bake(tmp_path, **answers)
+    leftovers = [p.name for p in project.rglob("*") if p.is_file() and UNRENDERED.search(p.read_text(errors="ignore"))]
+    assert leftovers == []
+    run([str(default_bin / "ruff"), "check", "--no-cache", "."], cwd=project)
+    run([str(default_bin / "ruff"), "format", "--check", "--no-cache", "."], cwd=project)
+    run([str(default_bin / "mypy"), "--no-incremental", "src", "tests"], cwd=project)
