@@ -38,7 +38,8 @@ class State:
     health: HealthChecks
 
 
-def get_state(request: Request) -> State:
+# Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker thread, per request.
+async def get_state(request: Request) -> State:
     state: State = request.state.state
     return state
 
@@ -51,7 +52,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_cache(state: StateDep) -> Cache:
+async def get_cache(state: StateDep) -> Cache:
     return state.cache
 
 

@@ -1,23 +1,27 @@
-"""Item storage. Every call goes through the database's guard; reads retry, writes don't."""
+"""Item storage. Every call goes through the database's guard; reads retry, writes don't.
+
+Each attempt gets its own session, so a retry starts on a fresh connection. A connection that failed by
+the infrastructure's fault is invalidated rather than rolled back: on a hung server the rollback would
+hang too, and the guard must see the failure at once.
+"""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ..resilience import Dependency
+from ..resilience import Dependency, is_failure
 from .models import Item
 from .schemas import ItemCreate
 
 
 class ItemRepository:
-    def __init__(self, session: AsyncSession, guard: Dependency) -> None:
-        self.session = session
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], guard: Dependency) -> None:
+        self.sessions = sessions
         self.guard = guard
-        self._failed = False
 
     async def get(self, item_id: int) -> Item | None:
         return await self.guard.call(self._get, item_id, idempotent=True)
@@ -29,32 +33,29 @@ class ItemRepository:
         return await self.guard.call(self._create, data)
 
     async def _get(self, item_id: int) -> Item | None:
-        async with self._clean_on_error():
-            return await self.session.get(Item, item_id)
+        async with self._session() as session:
+            return await session.get(Item, item_id)
 
     async def _page(self, limit: int, offset: int) -> list[Item]:
-        async with self._clean_on_error():
-            rows = await self.session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset))
-            return list(rows)
+        async with self._session() as session:
+            return list(await session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset)))
 
     async def _create(self, data: ItemCreate) -> Item:
-        async with self._clean_on_error():
-            item: Item = (await self.session.scalars(insert(Item).values(**data.model_dump()).returning(Item))).one()
-            await self.session.commit()
+        async with self._session() as session:
+            item: Item = (await session.scalars(insert(Item).values(**data.model_dump()).returning(Item))).one()
+            await session.commit()
             return item
 
-    @contextlib.asynccontextmanager
-    async def _clean_on_error(self) -> AsyncIterator[None]:
-        """Roll back a failed attempt at the start of the next one, so that a retry gets a fresh connection.
-
-        Not at once: on a hung server the rollback would hang too, and the guard must see the failure first.
-        """
-        if self._failed:
-            self._failed = False
-            with contextlib.suppress(Exception):
-                await self.session.rollback()
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        session = self.sessions()
         try:
-            yield
-        except Exception:
-            self._failed = True
+            yield session
+        except Exception as exc:
+            if is_failure(exc):
+                await session.invalidate()
+            else:
+                await session.close()
             raise
+        else:
+            await session.close()

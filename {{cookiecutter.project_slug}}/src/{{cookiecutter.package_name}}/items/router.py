@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from starlette.responses import Response
 
 from ..errors import PROBLEM_RESPONSES, problem_response
-from ..state import CacheDep, SessionDep, StateDep
+from ..state import CacheDep, StateDep
 from .repository import ItemRepository
 from .schemas import ItemCreate, ItemOut, ItemPage
 
@@ -27,18 +27,18 @@ def _key(item_id: int) -> str:
     response_model=ItemOut,
     responses={400: problem_response("The body is not valid UTF-8 JSON")},
 )
-async def create_item(data: ItemCreate, session: SessionDep, state: StateDep, cache: CacheDep) -> Response:
-    item = await ItemRepository(session, state.guards.db).create(data)
+async def create_item(data: ItemCreate, state: StateDep, cache: CacheDep) -> Response:
+    item = await ItemRepository(state.sessions, state.guards.db).create(data)
     body = ItemOut.model_validate(item).model_dump_json().encode()
     await cache.set(_key(item.id), body)
     return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
 
 @router.get("/{item_id}", response_model=ItemOut, responses={404: problem_response("No item with this id")})
-async def get_item(item_id: ItemId, session: SessionDep, state: StateDep, cache: CacheDep) -> Response:
+async def get_item(item_id: ItemId, state: StateDep, cache: CacheDep) -> Response:
     body = await cache.get(_key(item_id))
     if body is None:
-        item = await ItemRepository(session, state.guards.db).get(item_id)
+        item = await ItemRepository(state.sessions, state.guards.db).get(item_id)
         if item is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No item with id {item_id}.")
         body = ItemOut.model_validate(item).model_dump_json().encode()
@@ -48,10 +48,9 @@ async def get_item(item_id: ItemId, session: SessionDep, state: StateDep, cache:
 
 @router.get("", response_model=ItemPage)
 async def list_items(
-    session: SessionDep,
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> ItemPage:
-    items = await ItemRepository(session, state.guards.db).page(limit=limit, offset=offset)
+    items = await ItemRepository(state.sessions, state.guards.db).page(limit=limit, offset=offset)
     return ItemPage(items=[ItemOut.model_validate(item) for item in items], limit=limit, offset=offset)
