@@ -118,11 +118,13 @@ async def test_metrics_count_the_items_route_by_template(make_settings: Settings
 
 
 async def test_cache_aside_serves_repeated_reads(make_settings: SettingsFactory) -> None:
-    """The second read of an item is a cache hit."""
+    """The first read of an item fills the cache, the second is a hit."""
     async with client_for(make_settings()) as client:
         item = (await client.post("/api/v1/items", json={"name": "nut"})).json()
         await client.get(f"/api/v1/items/{item['id']}")
+        await client.get(f"/api/v1/items/{item['id']}")
         body = (await client.get("/metrics")).text
+    assert 'cache_requests_total{result="miss"} 1.0' in body
     assert 'cache_requests_total{result="hit"} 1.0' in body
 
 
