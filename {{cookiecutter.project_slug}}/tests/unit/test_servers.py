@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests import servers
+from tests import servers, servers_docker
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ class FakeTestcontainer:
         return FakeDockerContainer(self.calls)
 
 
-class ReadyContainer(servers._ContainerServer):
+class ReadyContainer(servers_docker.ContainerServer):
     def ready(self) -> bool:
         return True
 
