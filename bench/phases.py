@@ -16,7 +16,6 @@ import project
 import report
 from harness import CONNECTIONS, OUT, Bench, say
 from load import Request
-from pgcount import StatementCounter
 
 PROBE_RATE = 200
 
@@ -113,6 +112,8 @@ def profile(bench: Bench, targets: list[tuple[str, procs.Server, Request]]) -> d
 
 def readiness(bench: Bench, results: dict[str, Any]) -> None:
     """200 probes/s on A's /health/ready, its database behind a statement-counting proxy."""
+    from tests.statements import StatementCounter  # the baked project's own, importable once its servers run
+
     with StatementCounter.for_url(bench.postgres.url).run_in_thread() as counter:
         server = bench.start_service("ready", database_url=counter.url_for(bench.postgres.url))
         time.sleep(1.1)  # every cached check result from start-up expires

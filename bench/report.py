@@ -121,7 +121,12 @@ def plot(results: dict[str, Any], goals: dict[str, Goal], path: Path) -> None:
         left.scatter([i] * len(s["ratios"]), s["ratios"], color="black", s=12, zorder=3)
         left.hlines(goals[key].limit, i - 0.4, i + 0.4, colors="black", linestyles="dashed", zorder=4)
         left.annotate(f"{s['ratio']:.2f}\n(goal {goals[key].describe()})", (i, s["ratio"]), ha="center",
-                      va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points")  # fmt: skip
+                      va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points",
+                      bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})  # fmt: skip
+    tallest = max(
+        [goals[key].limit for key in routes] + [r for route in routes.values() for r in route["summary"]["ratios"]]
+    )
+    left.set_ylim(0, tallest * 1.2)  # room for the labels above the tallest bar
     left.axhline(1.0, color="grey", linewidth=0.8)
     left.set_xticks(range(len(labels)), labels, rotation=15, ha="right", fontsize=8)
     left.set_ylabel("throughput A / B (service / bare FastAPI)")

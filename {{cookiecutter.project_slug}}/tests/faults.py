@@ -34,11 +34,6 @@ class FaultProxy:
         self._listener: socket.socket | None = None
         self._acceptor: asyncio.Task[None] | None = None
         self._links: dict[asyncio.Task[None], list[asyncio.StreamWriter]] = {}
-        self.sent: list[bytes] = []  # every chunk a client sent to the server, to count round trips
-
-    def sent_containing(self, pattern: bytes) -> int:
-        """How many client chunks contained ``pattern`` (one per query: drivers write a query in one go)."""
-        return sum(pattern in chunk for chunk in self.sent)
 
     @classmethod
     def for_url(cls, url: str) -> FaultProxy:
@@ -183,7 +178,7 @@ class FaultProxy:
             await self._flowing.wait()  # a blackholed connect never reaches the server
             up_reader, up_writer = await asyncio.open_connection(*self.target)
             writers.append(up_writer)
-            await asyncio.gather(self._pump(reader, up_writer, self.sent), self._pump(up_reader, writer, None))
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
         except OSError:
             pass  # the server refused: the client sees its connection close
         finally:
@@ -192,12 +187,10 @@ class FaultProxy:
             if not writers:
                 conn.close()  # cancelled before asyncio took the socket over
 
-    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: list[bytes] | None) -> None:
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
             while chunk := await src.read(65536):
                 await self._flowing.wait()
-                if record is not None:
-                    record.append(chunk)
                 if self.mode == "latency":
                     await asyncio.sleep(self._delay[0] + random.uniform(0, self._delay[1]))
                 dst.write(chunk)

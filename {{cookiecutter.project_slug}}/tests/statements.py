@@ -34,6 +34,8 @@ class StatementCounter:
         self.port = 0
         self.counts: Counter[str] = Counter()
         self.connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
 
     @classmethod
     def for_url(cls, url: str) -> StatementCounter:
@@ -84,7 +86,18 @@ class StatementCounter:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._relay(reader, writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers.add(up_writer)
 
         async def server_to_client() -> None:
             while chunk := await up_reader.read(65536):
@@ -98,6 +111,16 @@ class StatementCounter:
         with contextlib.suppress(OSError):
             await back
         writer.close()
+        self._writers -= {writer, up_writer}
+
+    async def _close(self, server: asyncio.Server) -> None:
+        """Stop listening, drop every relayed connection, and wait until each handler has finished."""
+        server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
 
     @contextlib.contextmanager
     def run_in_thread(self) -> Iterator[StatementCounter]:
@@ -114,7 +137,7 @@ class StatementCounter:
         try:
             yield self
         finally:
-            loop.call_soon_threadsafe(server.close)
+            asyncio.run_coroutine_threadsafe(self._close(server), loop).result(timeout=5)
             loop.call_soon_threadsafe(loop.stop)
             thread.join(timeout=5)
             if not thread.is_alive():
