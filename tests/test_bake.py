@@ -42,12 +42,15 @@ def test_mypy_strict(default_project: Path, default_bin: Path) -> None:
 def test_own_suite_passes_with_real_services(
     default_project: Path, default_bin: Path, tool_env: dict[str, str]
 ) -> None:
-    """The baked project's whole suite passes against real PostgreSQL and Redis, none of it skipped."""
+    """The baked project's whole suite passes against real local PostgreSQL and Redis, none of it skipped.
+
+    test_containers.py runs the integration and failure suites again with every server a container.
+    """
     started = time.monotonic()
     result = run(
         [str(default_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
         cwd=default_project,
-        env={**tool_env, "REQUIRE_SERVICES": "1"},
+        env={**tool_env, "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"},
         timeout=900,
     )
     summary = result.stdout.strip().splitlines()[-1]

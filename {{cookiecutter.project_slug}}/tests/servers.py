@@ -5,7 +5,8 @@
   POSTGRES_IMAGE / REDIS_IMAGE;
 - otherwise the local binaries (initdb + postgres, redis-server) on free ports in a temporary directory;
 - otherwise `pytest.skip`, or `pytest.fail` when REQUIRE_SERVICES=1.
-TEST_SERVERS=docker|local forces one backend. Fixtures in tests/conftest.py own the handles:
+TEST_SERVERS=containers|local demands one backend (and fails when it is missing); auto, the default, picks.
+Fixtures in tests/conftest.py own the handles:
 
     @pytest.fixture(scope="session")
     def postgres() -> Iterator[ServerHandle]:
@@ -40,7 +41,8 @@ import pytest
 
 from tests.servers_local import LocalPostgres, LocalRedis, postgres_ids
 
-Backend = Literal["docker", "local", "skip", "fail"]
+Backend = Literal["containers", "local", "skip", "fail"]
+CHOICES = ("auto", "containers", "local")
 HOW_TO_GET_ONE = (
     "install PostgreSQL and Redis server binaries (initdb, postgres, redis-server), "
     "or start a Docker engine / podman socket (DOCKER_HOST)"
@@ -57,15 +59,19 @@ class ServerHandle(Protocol):
     def close(self) -> None: ...  # remove everything; idempotent
 
 
-def select_backend(*, docker: bool, local: bool, forced: str | None = None, require: bool = False) -> Backend:
-    """Docker first, then local binaries; `forced` (TEST_SERVERS) narrows the choice to one of them."""
-    if forced not in (None, "", "docker", "local"):
-        raise ValueError(f"TEST_SERVERS must be 'docker' or 'local', not {forced!r}")
-    if docker and forced != "local":
-        return "docker"
-    if local and forced != "docker":
+def select_backend(*, docker: bool, local: bool, choice: str = "auto", require: bool = False) -> Backend:
+    """`auto`: containers when a Docker API answers, else local binaries, else skip (fail when required).
+
+    `containers` or `local` (TEST_SERVERS) demands that backend: a run that asked for one and cannot have it fails
+    rather than skipping or quietly using the other.
+    """
+    if choice not in CHOICES:
+        raise ValueError(f"TEST_SERVERS must be one of {', '.join(CHOICES)}, not {choice!r}")
+    if docker and choice in ("auto", "containers"):
+        return "containers"
+    if local and choice in ("auto", "local"):
         return "local"
-    return "fail" if require else "skip"
+    return "fail" if require or choice != "auto" else "skip"
 
 
 @functools.cache
@@ -126,7 +132,7 @@ def local_binaries() -> LocalBinaries:
 
 def postgres_server() -> ServerHandle:
     backend = _choose("PostgreSQL", local_binaries().postgres_bindir is not None)
-    if backend == "docker":
+    if backend == "containers":
         from tests.servers_docker import ContainerPostgres
 
         return ContainerPostgres()
@@ -137,7 +143,7 @@ def postgres_server() -> ServerHandle:
 
 def redis_server() -> ServerHandle:
     backend = _choose("Redis", local_binaries().redis_server is not None)
-    if backend == "docker":
+    if backend == "containers":
         from tests.servers_docker import ContainerRedis
 
         return ContainerRedis()
@@ -146,17 +152,17 @@ def redis_server() -> ServerHandle:
     return LocalRedis(binary)
 
 
-def _choose(kind: str, local: bool) -> Literal["docker", "local"]:
-    forced = os.environ.get("TEST_SERVERS") or None
+def _choose(kind: str, local: bool) -> Literal["containers", "local"]:
+    choice = os.environ.get("TEST_SERVERS") or "auto"
     backend = select_backend(
-        docker=forced != "local" and docker_available(),
+        docker=choice != "local" and docker_available(),
         local=local,
-        forced=forced,
+        choice=choice,
         require=os.environ.get("REQUIRE_SERVICES") == "1",
     )
-    if backend in ("docker", "local"):
+    if backend in ("containers", "local"):
         return backend
-    reason = f"no {kind} server for tests (TEST_SERVERS={forced or 'unset'}): {HOW_TO_GET_ONE}"
+    reason = f"no {kind} server for tests (TEST_SERVERS={choice}): {HOW_TO_GET_ONE}"
     if backend == "fail":
-        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}" if choice == "auto" else reason)
     pytest.skip(reason)

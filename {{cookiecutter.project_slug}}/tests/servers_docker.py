@@ -11,6 +11,10 @@ from typing import Any
 from tests.servers import docker_host
 from tests.servers_local import PASSWORD, free_port, redis_ping
 
+# The images docker-compose.yml runs; POSTGRES_IMAGE and REDIS_IMAGE override them.
+POSTGRES_IMAGE = "postgres:16-bookworm"
+REDIS_IMAGE = "redis:7-bookworm"
+
 
 class ContainerServer:
     """A testcontainers container with its port bound to a fixed free host port, so `url` survives a restart."""
@@ -20,8 +24,12 @@ class ContainerServer:
         self.container = container.with_bind_ports(inner_port, free_port())
         self.container.start()
         self._running, self._paused, self._closed = True, False, False
-        self.address = self._read_address()
         atexit.register(self.close)
+        try:
+            self.address = self._read_address()
+        except BaseException:
+            self.close()
+            raise
 
     def _read_address(self) -> tuple[str, int]:
         # Read after every start (the mapping is fixed here, but an engine may still remap), never while paused:
@@ -75,7 +83,7 @@ class ContainerServer:
 
 class ContainerPostgres(ContainerServer):
     def __init__(self) -> None:
-        image = os.environ.get("POSTGRES_IMAGE", "postgres:16-alpine")
+        image = os.environ.get("POSTGRES_IMAGE", POSTGRES_IMAGE)
         module = _testcontainers("postgres")
         container = module.PostgresContainer(image, username="postgres", password=PASSWORD, dbname="app", driver=None)
         super().__init__(container, 5432)
@@ -96,7 +104,7 @@ class ContainerPostgres(ContainerServer):
 
 class ContainerRedis(ContainerServer):
     def __init__(self) -> None:
-        image = os.environ.get("REDIS_IMAGE", "redis:7-alpine")
+        image = os.environ.get("REDIS_IMAGE", REDIS_IMAGE)
         super().__init__(_testcontainers("redis").RedisContainer(image), 6379)
 
     @property

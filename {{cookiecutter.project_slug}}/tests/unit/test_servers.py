@@ -10,29 +10,28 @@ from tests import servers, servers_docker
 
 
 @pytest.mark.parametrize(
-    ("docker", "local", "forced", "require", "expected"),
+    ("docker", "local", "choice", "require", "expected"),
     [
-        pytest.param(True, True, None, False, "docker", id="docker-preferred"),
-        pytest.param(True, False, None, False, "docker", id="docker-only"),
-        pytest.param(False, True, None, False, "local", id="local-only"),
-        pytest.param(False, False, None, False, "skip", id="none-skips"),
-        pytest.param(False, False, None, True, "fail", id="none-required-fails"),
-        pytest.param(True, True, "local", False, "local", id="forced-local"),
-        pytest.param(True, True, "docker", False, "docker", id="forced-docker"),
-        pytest.param(True, False, "local", False, "skip", id="forced-local-missing"),
-        pytest.param(False, True, "docker", True, "fail", id="forced-docker-missing-required"),
-        pytest.param(False, True, "", False, "local", id="empty-means-unset"),
+        pytest.param(True, True, "auto", False, "containers", id="containers-preferred"),
+        pytest.param(True, False, "auto", False, "containers", id="containers-only"),
+        pytest.param(False, True, "auto", False, "local", id="local-only"),
+        pytest.param(False, False, "auto", False, "skip", id="none-skips"),
+        pytest.param(False, False, "auto", True, "fail", id="none-required-fails"),
+        pytest.param(True, True, "local", False, "local", id="demand-local"),
+        pytest.param(True, True, "containers", False, "containers", id="demand-containers"),
+        pytest.param(True, False, "local", False, "fail", id="demanded-local-missing-fails"),
+        pytest.param(False, True, "containers", False, "fail", id="demanded-containers-missing-fails"),
     ],
 )
-def test_select_backend(docker: bool, local: bool, forced: str | None, require: bool, expected: str) -> None:
-    """Docker wins when it answers, local binaries come next, and TEST_SERVERS narrows the choice to one."""
-    assert servers.select_backend(docker=docker, local=local, forced=forced, require=require) == expected
+def test_select_backend(docker: bool, local: bool, choice: str, require: bool, expected: str) -> None:
+    """Containers win when a Docker API answers, local binaries come next; TEST_SERVERS demands one of them."""
+    assert servers.select_backend(docker=docker, local=local, choice=choice, require=require) == expected
 
 
-def test_select_backend_rejects_unknown_forced_value() -> None:
+def test_select_backend_rejects_unknown_choice() -> None:
     """A misspelt TEST_SERVERS is an error, not a silent fallback."""
     with pytest.raises(ValueError, match="TEST_SERVERS"):
-        servers.select_backend(docker=True, local=True, forced="podman")
+        servers.select_backend(docker=True, local=True, choice="docker")
 
 
 @pytest.fixture
@@ -58,7 +57,7 @@ def test_no_server_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
         servers.redis_server()
 
 
-def test_forced_local_does_not_probe_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demanded_local_does_not_probe_docker(monkeypatch: pytest.MonkeyPatch) -> None:
     """TEST_SERVERS=local never asks for a Docker API, so a missing daemon costs nothing."""
 
     def probe() -> bool:
@@ -68,7 +67,7 @@ def test_forced_local_does_not_probe_docker(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None, None))
     monkeypatch.setenv("TEST_SERVERS", "local")
     monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="TEST_SERVERS=local"):
+    with pytest.raises(pytest.fail.Exception, match="TEST_SERVERS=local"):
         servers.redis_server()
 
 

@@ -1,0 +1,119 @@
+"""The container path: podman's Docker API with stand-in images, and the baked suites run through it.
+
+`scripts/container-sandbox` installs and configures podman, builds `postgres` and `redis` images from Debian's
+packages under the tags the baked tests name, and serves the Docker API. The baked service's integration and
+failure suites then run with TEST_SERVERS=containers: every server is a container, crashed, restarted, paused
+and resumed through the Docker API (test_bake.py runs the same suites on local processes).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE, run
+
+SCRIPT = TEMPLATE / "scripts" / "container-sandbox"
+
+
+def sandbox() -> tuple[dict[str, str], str, float]:
+    """Run the script: the variables it exports, what it said, and its wall time."""
+    started = time.monotonic()
+    result = run([str(SCRIPT)], cwd=TEMPLATE, timeout=900)
+    exports = [shlex.split(line)[1:] for line in result.stdout.splitlines() if line.startswith("export ")]
+    env = dict(pair.split("=", 1) for line in exports for pair in line)
+    return env, result.stderr, time.monotonic() - started
+
+
+@pytest.fixture(scope="session")
+def container_env() -> dict[str, str]:
+    env, said, seconds = sandbox()
+    print(f"\ncontainer sandbox ready in {seconds:.1f}s:\n{said}")
+    return env
+
+
+def script_tag(kind: str) -> str:
+    match = re.search(rf'^{kind}_IMAGE="\$\{{{kind}_IMAGE:-([^}}]+)\}}"', SCRIPT.read_text(), re.MULTILINE)
+    assert match, f"no {kind}_IMAGE default in {SCRIPT.name}"
+    return match.group(1)
+
+
+def test_stand_ins_carry_the_tags_the_baked_tests_and_compose_name(default_project: Path) -> None:
+    """The script builds exactly the images the baked tests ask for, and those are the ones compose runs."""
+    tests = (default_project / "tests" / "servers_docker.py").read_text()
+    compose = (default_project / "docker-compose.yml").read_text()
+    for kind in ("POSTGRES", "REDIS"):
+        match = re.search(rf'^{kind}_IMAGE = "([^"]+)"', tests, re.MULTILINE)
+        assert match, f"no {kind}_IMAGE in the baked tests/servers_docker.py"
+        assert script_tag(kind) == f"docker.io/library/{match.group(1)}"
+        assert f"image: {match.group(1)}\n" in compose
+
+
+def test_a_second_run_reuses_everything(container_env: dict[str, str]) -> None:
+    """Once built and serving, the script builds nothing, starts nothing, and prints the same exports."""
+    env, said, seconds = sandbox()
+    print(f"\nsecond run: {seconds:.2f}s")
+    assert env == container_env
+    assert "building" not in said and "serving" not in said and "installing" not in said
+    assert said.count("reusing") == 2
+
+
+@pytest.fixture
+def postgres_container(container_env: dict[str, str]) -> Iterator[str]:
+    name = f"stand-in-{uuid.uuid4().hex[:8]}"
+    yield name
+    subprocess.run(["podman", "rm", "--force", "--time", "0", name], capture_output=True, check=False)
+
+
+READY = "database system is ready to accept connections"
+
+
+def test_postgres_stand_in_keeps_the_official_contract(postgres_container: str) -> None:
+    """User, password and database come from the variables; the ready line appears once, when TCP is served."""
+    env = ["-e", "POSTGRES_USER=owner", "-e", "POSTGRES_PASSWORD=s3cret", "-e", "POSTGRES_DB=shop"]
+    run(["podman", "run", "--detach", "--name", postgres_container, *env, script_tag("POSTGRES")], cwd=TEMPLATE)
+    deadline = time.monotonic() + 60
+    while READY not in (logs := run(["podman", "logs", postgres_container], cwd=TEMPLATE)).stdout + logs.stderr:
+        assert time.monotonic() < deadline, f"no ready line within 60 s:\n{logs.stdout}{logs.stderr}"
+        time.sleep(0.2)
+    assert (logs.stdout + logs.stderr).count(READY) == 1
+    query = "PGPASSWORD=s3cret psql -h 127.0.0.1 -U owner -d shop -Atc 'select current_user, current_database()'"
+    answer = run(["podman", "exec", postgres_container, "sh", "-c", query], cwd=TEMPLATE)
+    assert answer.stdout.strip() == "owner|shop"
+    wrong = query.replace("s3cret", "wrong")
+    command = ["podman", "exec", postgres_container, "sh", "-c", wrong]
+    refused = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "password authentication failed" in refused.stderr
+
+
+def test_postgres_stand_in_refuses_to_start_without_a_password() -> None:
+    """As the official image: no POSTGRES_PASSWORD, no server."""
+    result = subprocess.run(
+        ["podman", "run", "--rm", script_tag("POSTGRES")], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD is required" in result.stderr
+
+
+def test_baked_suites_pass_on_containers(
+    default_project: Path, default_bin: Path, tool_env: dict[str, str], container_env: dict[str, str]
+) -> None:
+    """The baked integration and failure suites pass with every server a container, none of them skipped."""
+    started = time.monotonic()
+    result = run(
+        [str(default_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
+        + ["tests/integration", "tests/failures"],
+        cwd=default_project,
+        env={**tool_env, **container_env, "TEST_SERVERS": "containers", "REQUIRE_SERVICES": "1"},
+        timeout=900,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    print(f"\nbaked suites on containers: {summary} (wall {time.monotonic() - started:.0f}s)")
+    assert " passed" in summary
+    assert "skipped" not in summary and "failed" not in summary and "error" not in summary
