@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,6 +51,7 @@ class Bench:
         self.bin = project.project_venv(self.project, *(["py-spy"] if args.profile else []))
         self.package = project.package_name(self.project)
         sys.path.insert(0, str(self.project))
+        os.environ.setdefault("TEST_SERVERS", "local")  # no container networking in the measured path
         servers = __import__("tests.servers", fromlist=["postgres_server"])
         say("starting throwaway PostgreSQL and Redis")
         try:

@@ -10,7 +10,7 @@ The tests at the end replay, one request each, problems an earlier run found, so
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -73,13 +73,12 @@ class Report:
 
 
 def load_servers(project: Path) -> ModuleType:
-    """The baked project's tests/servers.py, imported from its file (the folder ``tests`` is taken here)."""
-    spec = importlib.util.spec_from_file_location("baked_servers", project / "tests" / "servers.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
+    """The baked project's tests/servers.py, imported as its package ``tests`` (this folder is no package)."""
+    sys.path.insert(0, str(project))
+    try:
+        return importlib.import_module("tests.servers")
+    finally:
+        sys.path.remove(str(project))
 
 
 def free_port() -> int:
@@ -103,8 +102,10 @@ def get(url: str) -> int:
 def service(default_project: Path, default_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The default bake serving on a free port, migrated, on a throwaway PostgreSQL and Redis; yields its URL."""
     servers = load_servers(default_project)
-    postgres = servers.postgres_server()
-    redis = servers.redis_server()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TEST_SERVERS", "local")  # test_containers.py covers the container path
+        postgres = servers.postgres_server()
+        redis = servers.redis_server()
     workdir = tmp_path_factory.mktemp("fuzz")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "VIRTUAL_ENV"))}

@@ -24,6 +24,21 @@ from urllib.parse import urlsplit
 Mode = Literal["pass_through", "latency", "blackhole", "reset", "down"]
 
 
+def address_of(url: str) -> tuple[str, int]:
+    """The host and port a database or Redis URL points at."""
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"{url!r} has no host:port to proxy")
+    return parts.hostname, parts.port
+
+
+def proxied(url: str, port: int) -> str:
+    """`url` with its host:port replaced by 127.0.0.1:`port` (credentials, path and query kept)."""
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    return parts._replace(netloc=f"{userinfo}@127.0.0.1:{port}".lstrip("@")).geturl()
+
+
 class FaultProxy:
     def __init__(self, target_host: str, target_port: int, *, port: int = 0) -> None:
         self.target = (target_host, target_port)
@@ -37,16 +52,10 @@ class FaultProxy:
 
     @classmethod
     def for_url(cls, url: str) -> FaultProxy:
-        parts = urlsplit(url)
-        if parts.hostname is None or parts.port is None:
-            raise ValueError(f"{url!r} has no host:port to proxy")
-        return cls(parts.hostname, parts.port)
+        return cls(*address_of(url))
 
     def url_for(self, url: str) -> str:
-        """`url` with its host:port replaced by the proxy's (credentials, path and query kept)."""
-        parts = urlsplit(url)
-        userinfo = parts.netloc.rpartition("@")[0]
-        return parts._replace(netloc=f"{userinfo}@127.0.0.1:{self.port}".lstrip("@")).geturl()
+        return proxied(url, self.port)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

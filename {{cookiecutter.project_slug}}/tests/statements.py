@@ -19,7 +19,8 @@ import struct
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+
+from tests.faults import address_of, proxied
 
 _UNTYPED = {80877103, 80877104, 80877102}  # SSLRequest, GSSENCRequest, CancelRequest: sent before the startup
 
@@ -33,24 +34,15 @@ class StatementCounter:
         self.target = (host, port)
         self.port = 0
         self.counts: Counter[str] = Counter()
-        self.connections = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
 
     @classmethod
     def for_url(cls, url: str) -> StatementCounter:
-        parts = urlsplit(url)
-        if parts.hostname is None or parts.port is None:
-            raise ValueError(f"{url!r} has no host:port to proxy")
-        return cls(parts.hostname, parts.port)
+        return cls(*address_of(url))
 
     def url_for(self, url: str) -> str:
-        parts = urlsplit(url)
-        userinfo = parts.netloc.rpartition("@")[0]
-        return parts._replace(netloc=f"{userinfo}@127.0.0.1:{self.port}").geturl()
-
-    def total(self) -> int:
-        return sum(self.counts.values())
+        return proxied(url, self.port)
 
     async def _client_to_server(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         statements: dict[bytes, str] = {}
@@ -85,7 +77,6 @@ class StatementCounter:
             await writer.drain()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
