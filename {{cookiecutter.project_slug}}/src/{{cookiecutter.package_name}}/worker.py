@@ -1,13 +1,19 @@
-"""The gunicorn worker: uvicorn's, made to honour gunicorn's graceful timeout.
+"""The gunicorn worker: uvicorn's, made to honour gunicorn's graceful timeout and to outlive no master.
 
 The uvicorn-worker package does not pass ``graceful_timeout`` on, so uvicorn would wait for in-flight
 requests without limit and gunicorn would SIGKILL the worker mid-close. This worker gives in-flight
 requests ``GRACEFUL_TIMEOUT - SHUTDOWN_CLOSE_SECONDS``, cancels what is left (uvicorn logs how many),
 and keeps the rest of the budget for the lifespan to close Redis and the database pool.
+
+gunicorn's own workers stop when their master dies (SIGKILL, the OOM killer); uvicorn's never look, and an
+orphan would go on holding the port and its connections. This one checks its parent every second and then
+shuts down as on SIGTERM.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from uvicorn_worker import UvicornWorker
@@ -22,3 +28,12 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         server = ServerSettings()
         self.config.timeout_graceful_shutdown = max(1.0, self.cfg.graceful_timeout - server.shutdown_close_seconds)
+        self.config.timeout_notify = min(self.timeout, 1.0)  # the heartbeat, and the parent check with it
+        self.orphaned = False
+
+    async def callback_notify(self) -> None:
+        if os.getppid() != self.ppid and not self.orphaned:
+            self.orphaned = True
+            self.log.warning("the gunicorn master %s is gone: shutting down", self.ppid)
+            os.kill(os.getpid(), signal.SIGTERM)
+        self.notify()

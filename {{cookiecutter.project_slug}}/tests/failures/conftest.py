@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -46,13 +47,6 @@ class Gunicorn:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
 
-    def terminate(self, timeout: float = 60) -> tuple[int, float]:
-        """SIGTERM the master; return its exit code and how long it took to exit."""
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout)
-        return code, time.monotonic() - started
-
 
 @contextmanager
 def gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Iterator[Gunicorn]:
@@ -71,16 +65,16 @@ def gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Iterator[Gunico
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
-            cwd=PROJECT, env=environment, stdout=out, stderr=subprocess.STDOUT,
+            cwd=PROJECT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     server = Gunicorn(process, f"http://127.0.0.1:{port}", log, metrics_dir)
     try:
         _wait_live(server)
         yield server
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        with contextlib.suppress(ProcessLookupError):  # everything already exited
+            os.killpg(process.pid, signal.SIGKILL)  # the master and every worker: none outlives the test
+        process.wait(10)
 
 
 def _wait_live(server: Gunicorn, timeout: float = 30) -> None:

@@ -120,6 +120,28 @@ def test_killed_worker_is_replaced(tmp_path: Path, migrated: str) -> None:
         assert "db_pool_size" in httpx.get(f"{server.url}/metrics").text
 
 
+def test_workers_exit_when_the_master_dies(tmp_path: Path, migrated: str) -> None:
+    """With the master SIGKILLed, each worker notices within about a second and shuts down: no orphan serves."""
+    with gunicorn(tmp_path, DATABASE_URL=migrated) as server:
+        wait_for(lambda: len(server.worker_pids()) == 2, timeout=10)
+        workers = server.worker_pids()
+        server.process.kill()
+        server.process.wait(5)
+        seconds = wait_for(lambda: not any(running(pid) for pid in workers), timeout=15)
+        messages = server.messages()
+    print(f"\n[figure] both orphaned workers exited {seconds:.1f} s after the master was killed")
+    assert messages.count("shutting down: closing resources") == 2
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an orphan's zombie waits for init to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
 def test_counters_from_two_workers_sum_in_one_scrape(tmp_path: Path, migrated: str) -> None:
     """Requests served by two workers add up in a single /metrics scrape."""
     with gunicorn(tmp_path, DATABASE_URL=migrated) as server:
