@@ -82,11 +82,14 @@ class Bench:
         self.stack.callback(server.stop)
         return server
 
-    def start_service(self, name: str, app: str | None = None, database_url: str | None = None) -> procs.Server:
+    def start_service(
+        self, name: str, app: str | None = None, database_url: str | None = None, log_level: str | None = None
+    ) -> procs.Server:
         """A: ``gunicorn -c gunicorn.conf.py`` as generated (``app`` overrides its wsgi_app)."""
         port = procs.free_port()
         cmd = [str(self.bin / "gunicorn"), "-c", "gunicorn.conf.py", *([app] if app else [])]
-        return self._start(name, cmd, self.env(name, port, database_url), port, "/health/ready")
+        env = self.env(name, port, database_url) | ({"LOG_LEVEL": log_level} if log_level else {})
+        return self._start(name, cmd, env, port, "/health/ready")
 
     def start_bare(self) -> procs.Server:
         """B: the bare app on the service's worker class, with the service's server and pool settings."""

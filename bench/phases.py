@@ -54,11 +54,14 @@ def cache_counts(port: int) -> dict[str, float]:
 def throughput(bench: Bench, results: dict[str, Any]) -> None:
     service = bench.start_service("service")
     with_noop = bench.start_service("service-noop", "bench.app_with_noop:create()")
+    # The same, its access line off: the contrast that says what one JSON line per request costs.
+    quiet = bench.start_service("service-noop-quiet", "bench.app_with_noop:create()", log_level="WARNING")
     bare = bench.start_bare()
     body = json.dumps({"name": "bench", "description": "created by make bench"})
     routes: list[tuple[str, str, procs.Server, Request | None]] = [
         ("live", "GET /health/live", service, Request(path="/health/live")),
         ("noop", "GET /bench/noop (no-op JSON)", with_noop, Request(path="/bench/noop")),
+        ("noop-quiet", "  same, LOG_LEVEL=WARNING", quiet, Request(path="/bench/noop")),
         ("read", "GET /api/v1/items/{id} (A: cached)", service, None),
         ("write", "POST /api/v1/items", service, Request("POST", "/api/v1/items", body)),
     ]
@@ -82,11 +85,12 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
     results["rss_mib"] = {
         "A service": round(service.rss_mib(), 1),
         "A + no-op route": round(with_noop.rss_mib(), 1),
+        "A + no-op, WARNING": round(quiet.rss_mib(), 1),
         "B bare": round(bare.rss_mib(), 1),
     }
     if bench.args.profile:
         results["profiles"] = profile(bench, loaded)
-    for server in (service, with_noop, bare):
+    for server in (service, with_noop, quiet, bare):
         server.stop()
 
 

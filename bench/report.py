@@ -14,15 +14,20 @@ class Goal:
     name: str
     unit: str
     limit: float
-    sign: str  # ">=", "<=" or "<"
+    sign: str  # ">=", "<=" or "<"; "" for a contrast: a row measured to explain another, with no goal of its own
 
     def passes(self, value: float | None) -> bool:
+        if not self.sign:
+            return True
         if value is None:
             return False
         return {">=": value >= self.limit, "<=": value <= self.limit, "<": value < self.limit}[self.sign]
 
     def describe(self) -> str:
-        return f"{self.sign} {self.limit:g}{self.unit}"
+        return f"{self.sign} {self.limit:g}{self.unit}" if self.sign else "contrast"
+
+    def verdict(self, value: float | None) -> str:
+        return "" if not self.sign else "PASS" if self.passes(value) else "FAIL"
 
 
 def route_summary(pairs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -50,7 +55,7 @@ def table(results: dict[str, Any], goals: dict[str, Goal]) -> str:
     for key, route in results["routes"].items():
         s = route["summary"]
         goal = goals[key]
-        verdict = "PASS" if goal.passes(s["ratio"]) else "FAIL"
+        verdict = goal.verdict(s["ratio"])
         per_pair = " ".join(f"{ratio:.2f}" for ratio in s["ratios"])
         lines.append(
             f"{route['label']:<34} {s['A_rps']:>9.0f} {s['B_rps']:>9.0f} {per_pair:<20} {s['ratio']:>6.2f} "
@@ -60,7 +65,7 @@ def table(results: dict[str, Any], goals: dict[str, Goal]) -> str:
     lines.append("")
     for key, label, value, detail in _other_rows(results):
         goal = goals[key]
-        verdict = "PASS" if goal.passes(value) else "FAIL"
+        verdict = goal.verdict(value)
         shown = "n/a" if value is None else f"{value:.3g}{goal.unit}"
         lines.append(f"{label:<54} {shown:>10}   goal {goal.describe():<10} {verdict}\n    {detail}")
     rss = results.get("rss_mib", {})
@@ -116,11 +121,13 @@ def plot(results: dict[str, Any], goals: dict[str, Goal], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(15, 6.5))
     for i, (key, route) in enumerate(routes.items()):
         s = route["summary"]
-        ok = goals[key].passes(s["ratio"])
-        left.bar(i, s["ratio"], color="#4c9a5a" if ok else "#c0504d", width=0.6)
+        goal = goals[key]
+        color = "#8c8c8c" if not goal.sign else "#4c9a5a" if goal.passes(s["ratio"]) else "#c0504d"
+        left.bar(i, s["ratio"], color=color, width=0.6)
         left.scatter([i] * len(s["ratios"]), s["ratios"], color="black", s=12, zorder=3)
-        left.hlines(goals[key].limit, i - 0.4, i + 0.4, colors="black", linestyles="dashed", zorder=4)
-        left.annotate(f"{s['ratio']:.2f}\n(goal {goals[key].describe()})", (i, s["ratio"]), ha="center",
+        if goal.sign:
+            left.hlines(goal.limit, i - 0.4, i + 0.4, colors="black", linestyles="dashed", zorder=4)
+        left.annotate(f"{s['ratio']:.2f}\n({'goal ' if goal.sign else ''}{goal.describe()})", (i, s["ratio"]), ha="center",
                       va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points",
                       bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})  # fmt: skip
     tallest = max(
