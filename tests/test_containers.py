@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,12 @@ def script_tag(kind: str) -> str:
     match = re.search(rf'^{kind}_IMAGE="\$\{{{kind}_IMAGE:-([^}}]+)\}}"', SCRIPT.read_text(), re.MULTILINE)
     assert match, f"no {kind}_IMAGE default in {SCRIPT.name}"
     return match.group(1)
+
+
+def test_scripts_pass_shellcheck() -> None:
+    """The sandbox script and the stand-in entrypoint pass shellcheck at every severity."""
+    scripts = [SCRIPT, TEMPLATE / "scripts" / "images" / "postgres" / "entrypoint.sh"]
+    run([str(Path(sys.executable).parent / "shellcheck"), "--severity=style", *map(str, scripts)], cwd=TEMPLATE)
 
 
 def test_stand_ins_carry_the_tags_the_baked_tests_and_compose_name(default_project: Path) -> None:
