@@ -99,6 +99,7 @@ def test_postgres_stand_in_keeps_the_official_contract(postgres_container: str) 
     assert refused.returncode != 0 and "password authentication failed" in refused.stderr
 
 
+@pytest.mark.usefixtures("container_env")
 def test_postgres_stand_in_refuses_to_start_without_a_password() -> None:
     """As the official image: no POSTGRES_PASSWORD, no server."""
     result = subprocess.run(
