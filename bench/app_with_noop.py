@@ -26,8 +26,9 @@ def create() -> FastAPI:
     async def noop() -> dict[str, bool]:
         return {"ok": True}
 
-    # B's position: after FastAPI's own documentation routes and one more route (B's liveness).
+    # B's position: right after FastAPI's own documentation routes, before the service's included routers (which
+    # the router tries one by one: each costs a prefix match and a walk over its routes).
     own = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     builtin = sum(getattr(route, "path", None) in own for route in app.router.routes)
-    app.router.routes.insert(builtin + 1, app.router.routes.pop())
+    app.router.routes.insert(builtin, app.router.routes.pop())
     return app
