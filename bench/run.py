@@ -29,7 +29,7 @@ from report import Goal
 GOALS = {
     "live": Goal("/health/live", "", 0.90, ">="),
     "noop": Goal("no-op JSON route", "", 0.75, ">="),
-    "noop-quiet": Goal("no-op JSON route, LOG_LEVEL=WARNING", "", 0.75, ""),  # what the access line costs
+    "noop-quiet": Goal("no-op JSON route, LOG_LEVEL=WARNING", "", 0.0, ""),  # a contrast: what the access line costs
     "read": Goal("cached read by id", "", 2.0, ">="),
     "write": Goal("create item", "", 0.80, ">="),
     "wrapper": Goal("guard wrapper", " us", 5.0, "<"),

@@ -17,8 +17,8 @@ import random
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
-from typing import Literal, Self
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 Mode = Literal["pass_through", "latency", "blackhole", "reset", "down"]
@@ -30,6 +30,25 @@ def address_of(url: str) -> tuple[str, int]:
     if parts.hostname is None or parts.port is None:
         raise ValueError(f"{url!r} has no host:port to proxy")
     return parts.hostname, parts.port
+
+
+@contextlib.contextmanager
+def on_a_thread(
+    start: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Coroutine[Any, Any, None]], name: str
+) -> Iterator[None]:
+    """Await ``start()`` on an event loop of a background thread of its own, run the block, then await ``stop()``."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=5)
+        yield
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        if not thread.is_alive():
+            loop.close()
 
 
 def proxied(url: str, port: int) -> str:
@@ -102,17 +121,8 @@ class FaultProxy:
     @contextlib.contextmanager
     def run_in_thread(self) -> Iterator[Self]:
         """Serve on a background thread with its own event loop, for sync tests and subprocess clients."""
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name=f"fault-proxy-{self.target[1]}", daemon=True)
-        thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self.start(), loop).result(timeout=5)
+        with on_a_thread(self.start, self.stop, f"fault-proxy-{self.target[1]}"):
             yield self
-        finally:
-            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=5)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
-            loop.close()
 
     def _set(self, mode: Mode) -> None:
         self.mode = mode

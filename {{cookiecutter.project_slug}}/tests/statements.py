@@ -16,11 +16,10 @@ import asyncio
 import contextlib
 import re
 import struct
-import threading
 from collections import Counter
 from collections.abc import Iterator
 
-from tests.faults import address_of, proxied
+from tests.faults import address_of, on_a_thread, proxied
 
 _UNTYPED = {80877103, 80877104, 80877102}  # SSLRequest, GSSENCRequest, CancelRequest: sent before the startup
 
@@ -36,6 +35,7 @@ class StatementCounter:
         self.counts: Counter[str] = Counter()
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
 
     @classmethod
     def for_url(cls, url: str) -> StatementCounter:
@@ -104,9 +104,14 @@ class StatementCounter:
         writer.close()
         self._writers -= {writer, up_writer}
 
-    async def _close(self, server: asyncio.Server) -> None:
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
         """Stop listening, drop every relayed connection, and wait until each handler has finished."""
-        server.close()
+        if self._server is not None:
+            self._server.close()
         for writer in list(self._writers):
             writer.transport.abort()
         for task in list(self._handlers):
@@ -115,21 +120,5 @@ class StatementCounter:
 
     @contextlib.contextmanager
     def run_in_thread(self) -> Iterator[StatementCounter]:
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="statement-counter", daemon=True)
-        thread.start()
-
-        async def start() -> asyncio.Server:
-            server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-            self.port = server.sockets[0].getsockname()[1]
-            return server
-
-        server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=5)
-        try:
+        with on_a_thread(self.start, self.stop, "statement-counter"):
             yield self
-        finally:
-            asyncio.run_coroutine_threadsafe(self._close(server), loop).result(timeout=5)
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=5)
-            if not thread.is_alive():
-                loop.close()
