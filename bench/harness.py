@@ -57,7 +57,7 @@ class Bench:
         try:
             self.postgres = servers.postgres_server()
             stack.callback(self.postgres.close)
-            self.redis = servers.redis_server()
+            self.redis = __import__("tests.redis_cache.servers", fromlist=["redis_server"]).redis_server()
             stack.callback(self.redis.close)
         except BaseException as exc:  # servers.py calls pytest.skip() when it finds no server to run
             if type(exc).__name__ not in ("Skipped", "Failed"):

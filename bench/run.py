@@ -1,6 +1,6 @@
 """`make bench`: the baked service (A) against a bare FastAPI app (B), one gunicorn worker each.
 
-Bakes the default answers, starts throwaway PostgreSQL and Redis (the baked project's tests/servers.py),
+Bakes the default answers, starts throwaway PostgreSQL and Redis (the baked project's own test servers),
 and loads each route with wrk (64 connections, 1 thread) in alternating A/B runs, server pinned to CPU 0
 and wrk to CPU 1. Then: database queries under 200 readiness probes per second (counted at a
 statement-counting proxy), seconds from spawn to ready, the guard's per-call cost, RSS per worker. Prints a table and

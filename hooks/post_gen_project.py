@@ -12,10 +12,19 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# (answer, value) -> paths, relative to the project folder, that exist only when the answer is not this value.
+# (answer, value) -> paths, relative to the project folder, that exist only when the answer is not this value;
+# "{answer}" in a path stands for that answer.
+PACKAGE = "src/{package_name}"
 REMOVALS: dict[tuple[str, str], list[str]] = {
     ("include_k8s", "no"): ["k8s"],
     ("include_monitoring", "no"): ["monitoring"],
+    ("include_redis", "no"): [f"{PACKAGE}/features/redis_cache.py", "tests/redis_cache"],
+    ("include_example_api", "no"): [
+        f"{PACKAGE}/features/items.py",
+        f"{PACKAGE}/items",
+        f"{PACKAGE}/migrations/versions/0001_create_items.py",
+        "tests/items",
+    ],
     ("ci", "none"): [".github"],
 }
 
@@ -30,7 +39,7 @@ def remove_unselected(answers: Mapping[str, str], project: Path) -> list[str]:
     for (key, value), paths in REMOVALS.items():
         if answers.get(key) != value:
             continue
-        for name in paths:
+        for name in (path.format_map(answers) for path in paths):
             target = project / name
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)

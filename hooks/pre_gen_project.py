@@ -20,6 +20,8 @@ CHOICES: dict[str, list[str]] = {
     "python_version": ["3.11", "3.12", "3.13"],
     "include_k8s": ["yes", "no"],
     "include_monitoring": ["yes", "no"],
+    "include_redis": ["yes", "no"],
+    "include_example_api": ["yes", "no"],
     "ci": ["github", "none"],
     "license": ["MIT", "Apache-2.0", "Proprietary"],
 }

@@ -59,26 +59,34 @@ def test_own_suite_passes_with_real_services(
     assert "skipped" not in summary and "failed" not in summary and "error" not in summary
 
 
+# Options that change Python code get their own full suite; the others change files the suite does not read
+# (manifests, dashboards, workflows, licence), so their unit suite runs, and the default's full suite speaks
+# for the rest.
+EVERYTHING = {"include_k8s": "yes", "include_monitoring": "yes", "include_redis": "yes", "include_example_api": "yes"}
+NOTHING = {"include_k8s": "no", "include_monitoring": "no", "include_redis": "no", "include_example_api": "no"}
 COMBINATIONS = [
-    pytest.param({"include_k8s": "no"}, id="no-k8s"),
-    pytest.param({"include_monitoring": "no"}, id="no-monitoring"),
-    pytest.param({"ci": "none"}, id="no-ci"),
-    pytest.param({"license": "Apache-2.0"}, id="apache"),
-    pytest.param({"license": "Proprietary"}, id="proprietary"),
-    pytest.param({"python_version": "3.12", "port": "9000"}, id="py312-port9000"),
-    pytest.param({"python_version": "3.13"}, id="py313"),
-    pytest.param(
-        {"include_k8s": "no", "include_monitoring": "no", "ci": "none", "license": "Proprietary"}, id="minimal"
-    ),
-    pytest.param({"project_name": "Café Billing", "author_name": "Zoë Ö"}, id="unicode-names"),
+    pytest.param({"include_k8s": "no"}, "unit", id="no-k8s"),
+    pytest.param({"include_monitoring": "no"}, "unit", id="no-monitoring"),
+    pytest.param({"include_redis": "no"}, "full", id="no-redis"),
+    pytest.param({"include_example_api": "no"}, "full", id="no-example-api"),
+    pytest.param({"ci": "none"}, "unit", id="no-ci"),
+    pytest.param({"license": "Proprietary"}, "unit", id="proprietary"),
+    pytest.param({"python_version": "3.12", "port": "9000"}, "unit", id="py312-port9000"),
+    pytest.param({"python_version": "3.13"}, "unit", id="py313"),
+    pytest.param({**NOTHING, "ci": "none", "license": "Proprietary"}, "full", id="minimal"),
+    pytest.param({**EVERYTHING, "ci": "github", "license": "Apache-2.0"}, "unit", id="maximal"),
+    pytest.param({"project_name": "Café Billing", "author_name": "Zoë Ö"}, "unit", id="unicode-names"),
 ]
 
 
-@pytest.mark.parametrize("answers", COMBINATIONS)
-def test_combination_bakes_clean(answers: dict[str, str], default_bin: Path, tmp_path: Path) -> None:
-    """Every named answer combination bakes fully rendered and passes ruff, ruff format and mypy --strict.
+@pytest.mark.parametrize(("answers", "suite"), COMBINATIONS)
+def test_combination_bakes_clean(
+    answers: dict[str, str], suite: str, default_bin: Path, tool_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Every named answer combination bakes fully rendered, passes ruff, ruff format and mypy --strict, and its suite.
 
-    The options change files, not Python code, so the default bake's full suite speaks for the code.
+    The suite runs on the default bake's environment (the same dependencies, or more) with the combination's
+    own package first on the path; "full" means with real servers and nothing skipped.
     """
     project = bake(tmp_path, **answers)
     leftovers = [p.name for p in project.rglob("*") if p.is_file() and UNRENDERED.search(p.read_text(errors="ignore"))]
@@ -86,3 +94,37 @@ def test_combination_bakes_clean(answers: dict[str, str], default_bin: Path, tmp
     run([str(default_bin / "ruff"), "check", "--no-cache", "."], cwd=project)
     run([str(default_bin / "ruff"), "format", "--check", "--no-cache", "."], cwd=project)
     run([str(default_bin / "mypy"), "--no-incremental", "src", "tests"], cwd=project)
+    started = time.monotonic()
+    result = run(
+        [str(default_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
+        + (["tests/unit"] if suite == "unit" else []),
+        cwd=project,
+        env={**tool_env, "PYTHONPATH": str(project / "src"), "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"},
+        timeout=900,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    print(f"\n{suite} suite: {summary} (wall {time.monotonic() - started:.0f}s)")
+    assert " passed" in summary
+    assert "skipped" not in summary and "failed" not in summary and "error" not in summary
+
+
+@pytest.mark.parametrize(
+    ("answers", "absent"),
+    [
+        pytest.param({"include_redis": "no"}, re.compile(r"redis", re.IGNORECASE), id="no-redis"),
+        pytest.param(
+            {"include_example_api": "no"}, re.compile(r"/api/v1/items|\bitems\b(?!\(\))|\bItem\b"), id="no-example-api"
+        ),
+    ],
+)
+def test_an_option_left_out_leaves_no_trace(answers: dict[str, str], absent: re.Pattern[str], tmp_path: Path) -> None:
+    """Without Redis, nothing in the project names it; without the example API, nothing names its items."""
+    project = bake(tmp_path, **answers)
+    traces = [
+        f"{path.relative_to(project)}: {match.group()}"
+        for path in sorted(project.rglob("*"))
+        if path.is_file()
+        for match in [absent.search(path.read_text(errors="ignore"))]
+        if match
+    ]
+    assert traces == []

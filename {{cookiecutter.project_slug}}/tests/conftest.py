@@ -1,7 +1,7 @@
 """Fixtures shared by every kind of test: settings from a clean environment, an app client, real servers.
 
-The servers start on first use, once per session; each test using ``services_settings`` starts from an
-empty table and an empty cache.
+The servers start on first use, once per session; each test using ``services_settings`` starts from
+empty tables. In-process clients serve the app with its test routes (tests/routes.py).
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
-from redis.asyncio import Redis
 from sqlalchemy import text
 
 from {{ cookiecutter.package_name }} import migrations
-from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.db import create_engine
+from {{ cookiecutter.package_name }}.db import Base, create_engine
 from {{ cookiecutter.package_name }}.settings import DbSettings, Settings
-from tests.servers import ServerHandle, postgres_server, redis_server
+from tests.routes import create_test_app
+from tests.servers import ServerHandle, postgres_server
 
 SettingsFactory = Callable[..., Settings]
 
@@ -34,7 +33,7 @@ def make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> SettingsFa
 
     def make(**env: str) -> Settings:
         for name in list(os.environ):
-            if name.isupper() and not name.startswith(("PATH", "HOME", "PYTEST", "PROMETHEUS", "REQUIRE", "TEST")):
+            if name in Settings.variables():
                 monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
         for name, value in env.items():
@@ -56,7 +55,7 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @asynccontextmanager
 async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     await migrations.upgrade(settings.db)
-    async with serve(create_app(settings)) as client:
+    async with serve(create_test_app(settings)) as client:
         yield client
 
 
@@ -74,28 +73,19 @@ def postgres() -> Iterator[ServerHandle]:
 
 
 @pytest.fixture(scope="session")
-def redis_server_handle() -> Iterator[ServerHandle]:
-    server = redis_server()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="session")
 async def migrated(postgres: ServerHandle) -> str:
     await migrations.upgrade(DbSettings(url=SecretStr(postgres.url)))
     return postgres.url
 
 
 @pytest.fixture
-async def services_settings(
-    make_settings: SettingsFactory, migrated: str, redis_server_handle: ServerHandle
-) -> AsyncIterator[Settings]:
-    """Settings pointing at the real servers, after emptying the table and the cache."""
-    settings = make_settings(DATABASE_URL=migrated, REDIS_URL=redis_server_handle.url)
-    engine = create_engine(settings.db)
-    async with engine.begin() as conn:
-        await conn.execute(text("TRUNCATE items RESTART IDENTITY"))
-    await engine.dispose()
-    async with Redis.from_url(redis_server_handle.url) as client:
-        await client.flushdb()
+async def services_settings(make_settings: SettingsFactory, migrated: str) -> AsyncIterator[Settings]:
+    """Settings pointing at the real PostgreSQL, after emptying every table."""
+    settings = make_settings(DATABASE_URL=migrated)
+    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    if tables:
+        engine = create_engine(settings.db)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
+        await engine.dispose()
     yield settings

@@ -1,7 +1,7 @@
 """A small asyncio TCP proxy that puts network faults between the service and a server.
 
-    async with FaultProxy.for_url(redis.url) as proxy:
-        client = Redis.from_url(proxy.url_for(redis.url))
+    async with FaultProxy.for_url(postgres.url) as proxy:
+        engine = create_async_engine(proxy.url_for(postgres.url))
         proxy.latency(0.2)   # or blackhole(), reset(), down(); pass_through() / up() recover
 
 Modes change at any time and apply to open connections too. From sync code (a gunicorn subprocess connecting
@@ -25,7 +25,7 @@ Mode = Literal["pass_through", "latency", "blackhole", "reset", "down"]
 
 
 def address_of(url: str) -> tuple[str, int]:
-    """The host and port a database or Redis URL points at."""
+    """The host and port a server's URL points at."""
     parts = urlsplit(url)
     if parts.hostname is None or parts.port is None:
         raise ValueError(f"{url!r} has no host:port to proxy")

@@ -1,9 +1,9 @@
-"""Real PostgreSQL and Redis servers for tests, behind one `ServerHandle` interface.
+"""Real servers for tests behind one `ServerHandle`: PostgreSQL here; the optional parts' tests add theirs.
 
-`postgres_server()` and `redis_server()` pick a backend once per call:
+`postgres_server()` picks a backend once per call (`choose`, shared by every kind of server):
 - a reachable Docker API (Docker engine, or podman's socket via DOCKER_HOST): testcontainers, images from
-  POSTGRES_IMAGE / REDIS_IMAGE;
-- otherwise the local binaries (initdb + postgres, redis-server) on free ports in a temporary directory;
+  POSTGRES_IMAGE (and the like);
+- otherwise the local binaries (initdb + postgres, ...) on free ports in a temporary directory;
 - otherwise `pytest.skip`, or `pytest.fail` when REQUIRE_SERVICES=1.
 TEST_SERVERS=containers|local demands one backend (and fails when it is missing); auto, the default, picks.
 Fixtures in tests/conftest.py own the handles:
@@ -18,7 +18,7 @@ The local processes live in tests/servers_local.py, the containers in tests/serv
 `url` stays the same across `stop()`/`start()`: local servers reuse their port, containers bind a fixed host
 port. PostgreSQL (user postgres, password postgres, database `app`; `admin_url` names database `postgres`)
 keeps committed data across a stop, which is a crash (SIGQUIT, as `pg_ctl stop -m immediate`; SIGKILL for
-Redis and containers). Redis runs without persistence, so a stop loses its keys, as a crashed cache would.
+containers).
 `pause()` freezes the server (SIGSTOP to every process of it, or `docker pause`): connects and queries hang.
 Handles are synchronous; from async tests call them through `asyncio.to_thread`. `close()` is registered with
 atexit, so a run that ends without teardown leaves no server behind (a SIGKILLed run still can).
@@ -39,14 +39,11 @@ from typing import Literal, Protocol
 
 import pytest
 
-from tests.servers_local import LocalPostgres, LocalRedis, postgres_ids
+from tests.servers_local import LocalPostgres, postgres_ids
 
 Backend = Literal["containers", "local", "skip", "fail"]
 CHOICES = ("auto", "containers", "local")
-HOW_TO_GET_ONE = (
-    "install PostgreSQL and Redis server binaries (initdb, postgres, redis-server), "
-    "or start a Docker engine / podman socket (DOCKER_HOST)"
-)
+HOW_TO_GET_ONE = "install the server's binaries, or start a Docker engine / podman socket (DOCKER_HOST)"
 
 
 class ServerHandle(Protocol):
@@ -109,12 +106,11 @@ def docker_available() -> bool:
 @dataclass(frozen=True)
 class LocalBinaries:
     postgres_bindir: Path | None
-    redis_server: Path | None
 
 
 @functools.cache
 def local_binaries() -> LocalBinaries:
-    """Find a PostgreSQL bindir (PATH, pg_config --bindir, /usr/lib/postgresql/*/bin newest first) and redis-server."""
+    """Find a PostgreSQL bindir (PATH, pg_config --bindir, /usr/lib/postgresql/*/bin newest first)."""
     candidates: list[Path] = []
     if initdb := shutil.which("initdb"):
         candidates.append(Path(initdb).resolve().parent)
@@ -126,12 +122,11 @@ def local_binaries() -> LocalBinaries:
     bindir = next((d for d in candidates if (d / "initdb").exists() and (d / "postgres").exists()), None)
     if bindir is not None and os.geteuid() == 0 and postgres_ids() is None:
         bindir = None  # PostgreSQL refuses to run as root, and there is no `postgres` user to run it as
-    redis = shutil.which("redis-server")
-    return LocalBinaries(bindir, Path(redis) if redis else None)
+    return LocalBinaries(bindir)
 
 
 def postgres_server() -> ServerHandle:
-    backend = _choose("PostgreSQL", local_binaries().postgres_bindir is not None)
+    backend = choose("PostgreSQL (initdb, postgres)", local_binaries().postgres_bindir is not None)
     if backend == "containers":
         from tests.servers_docker import ContainerPostgres
 
@@ -141,18 +136,7 @@ def postgres_server() -> ServerHandle:
     return LocalPostgres(bindir)
 
 
-def redis_server() -> ServerHandle:
-    backend = _choose("Redis", local_binaries().redis_server is not None)
-    if backend == "containers":
-        from tests.servers_docker import ContainerRedis
-
-        return ContainerRedis()
-    binary = local_binaries().redis_server
-    assert binary is not None  # narrowed by _choose
-    return LocalRedis(binary)
-
-
-def _choose(kind: str, local: bool) -> Literal["containers", "local"]:
+def choose(kind: str, local: bool) -> Literal["containers", "local"]:
     choice = os.environ.get("TEST_SERVERS") or "auto"
     backend = select_backend(
         docker=choice != "local" and docker_available(),

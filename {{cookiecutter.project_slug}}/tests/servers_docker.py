@@ -1,4 +1,4 @@
-"""PostgreSQL and Redis as containers through testcontainers, for tests/servers.py."""
+"""Servers as containers through testcontainers, for tests/servers.py: PostgreSQL here, and the base of the others."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import time
 from typing import Any
 
 from tests.servers import docker_host
-from tests.servers_local import PASSWORD, free_port, redis_ping
+from tests.servers_local import PASSWORD, free_port
 
-# The images docker-compose.yml runs; POSTGRES_IMAGE and REDIS_IMAGE override them.
+# The image docker-compose.yml runs; POSTGRES_IMAGE overrides it.
 POSTGRES_IMAGE = "postgres:16-bookworm"
-REDIS_IMAGE = "redis:7-bookworm"
 
 
 class ContainerServer:
@@ -84,7 +83,7 @@ class ContainerServer:
 class ContainerPostgres(ContainerServer):
     def __init__(self) -> None:
         image = os.environ.get("POSTGRES_IMAGE", POSTGRES_IMAGE)
-        module = _testcontainers("postgres")
+        module = testcontainers_module("postgres")
         container = module.PostgresContainer(image, username="postgres", password=PASSWORD, dbname="app", driver=None)
         super().__init__(container, 5432)
 
@@ -102,21 +101,7 @@ class ContainerPostgres(ContainerServer):
         return int(self.container.exec(["sh", "-c", check]).exit_code) == 0
 
 
-class ContainerRedis(ContainerServer):
-    def __init__(self) -> None:
-        image = os.environ.get("REDIS_IMAGE", REDIS_IMAGE)
-        super().__init__(_testcontainers("redis").RedisContainer(image), 6379)
-
-    @property
-    def url(self) -> str:
-        host, port = self.address
-        return f"redis://{host}:{port}/0"
-
-    def ready(self) -> bool:
-        return redis_ping(*self.address)
-
-
-def _testcontainers(name: str) -> Any:
+def testcontainers_module(name: str) -> Any:
     """testcontainers.community.<name> (4.10+), else the older testcontainers.<name>; found sockets are exported."""
     if (host := docker_host()) is not None:
         os.environ.setdefault("DOCKER_HOST", host)

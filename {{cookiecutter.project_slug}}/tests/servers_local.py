@@ -1,4 +1,4 @@
-"""PostgreSQL and Redis as local processes on free ports, for tests/servers.py."""
+"""Servers as local processes on free ports, for tests/servers.py: PostgreSQL here, and the base of the others."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 PASSWORD = "pg-test-secret-7d1c"  # a throwaway test server; the URL carries it so masking tests have a secret
 
 
-class _LocalServer:
+class LocalServer:
     """A server process on a fixed free port; subclasses give the command, stop signal and readiness check."""
 
     stop_signal = signal.SIGKILL
@@ -86,7 +86,7 @@ class _LocalServer:
         atexit.unregister(self.close)
 
 
-class LocalPostgres(_LocalServer):
+class LocalPostgres(LocalServer):
     stop_signal = signal.SIGQUIT  # what `pg_ctl stop -m immediate` sends: no checkpoint, crash recovery on start
 
     def __init__(self, bindir: Path) -> None:
@@ -126,26 +126,6 @@ class LocalPostgres(_LocalServer):
 
     def popen_user(self) -> dict[str, Any]:
         return _as_postgres()
-
-
-class LocalRedis(_LocalServer):
-    def __init__(self, binary: Path) -> None:
-        super().__init__("redis")
-        self.binary = binary
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def command(self) -> list[str]:
-        return [
-            str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(self.dir), "--daemonize", "no", "--protected-mode", "no",
-        ]  # fmt: skip
-
-    def ready(self) -> bool:
-        return redis_ping("127.0.0.1", self.port)
 
 
 @functools.cache
@@ -217,12 +197,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def redis_ping(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False

@@ -9,25 +9,28 @@ from typing import Any
 
 import orjson
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from .settings import Settings, SettingsError
 
 
 def _masked(value: Any) -> Any:
     if isinstance(value, SecretStr):
-        return "**********"
+        try:  # a URL keeps everything but its password
+            return make_url(value.get_secret_value()).render_as_string(hide_password=True)
+        except ArgumentError:
+            return "**********"
     if isinstance(value, dict):
         return {key: _masked(item) for key, item in value.items()}
     return value
 
 
 def check_config(settings: Settings) -> str:
-    """The effective settings as JSON, secrets masked (a database URL keeps everything but its password)."""
-    effective = _masked(settings.model_dump())
-    effective["db"]["url"] = settings.db.masked_url
-    if settings.redis.url is not None:
-        effective["redis"]["url"] = settings.redis.masked_url
-    return orjson.dumps(effective, option=orjson.OPT_INDENT_2).decode()
+    """The effective settings as JSON, secrets masked; the optional parts' groups sit beside the rest."""
+    effective = settings.model_dump()
+    effective |= effective.pop("features")
+    return orjson.dumps(_masked(effective), option=orjson.OPT_INDENT_2).decode()
 
 
 def serve(settings: Settings) -> None:

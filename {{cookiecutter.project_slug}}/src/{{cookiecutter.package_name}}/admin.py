@@ -35,7 +35,7 @@ def build_router(token: str) -> APIRouter:
         name: str, command: BreakerCommand, state: StateDep, authorization: str | None = Header(None)
     ) -> dict[str, object]:
         authorise(authorization)
-        guards = {guard.name: guard for guard in (state.guards.db, state.guards.redis) if guard is not None}
+        guards = {guard.name: guard for guard in state.guards}
         if name not in guards:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No breaker named {name!r}; known: {sorted(guards)}.")
         breaker = guards[name].breaker

@@ -1,7 +1,7 @@
 """The composition root: ``create_app(settings)`` wires every component; the lifespan owns every resource.
 
 Resources open in order and close in reverse through one exit stack: the database pool first in,
-last out; Redis next; background tasks last in, first out.
+last out; then what the optional parts (``features/``) open; background tasks last in, first out.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import __version__, admin, cache, db, errors, health
-from .items.router import router as items_router
+from . import __version__, admin, cache, db, errors, features, health
 from .metrics import Metrics
 from .observability import RequestContextMiddleware, configure_logging
 from .resilience import DeadlineMiddleware, Deadlines, Dependency
@@ -44,7 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan)
     errors.install(app)
     app.include_router(health.build_router(settings.health, lifecycle, __version__))
-    app.include_router(items_router)
+    for feature in features.installed():
+        for router in feature.routers:
+            app.include_router(router)
     if settings.service.admin_token is not None:
         app.include_router(admin.build_router(settings.service.admin_token.get_secret_value()))
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
@@ -74,47 +75,43 @@ async def _open(
     budget = settings.server.shutdown_close_seconds
     engine = db.create_engine(settings.db, application_name=settings.service.name)
     stack.push_async_callback(closing("database pool", engine.dispose, budget))
-    redis = cache.create_client(settings.redis)
-    if redis is not None:
-        stack.push_async_callback(closing("redis", redis.aclose, budget))
-
-    guards = Guards(
-        db=Dependency(
-            "database", settings.db_resilience, metrics, call_timeout_seconds=settings.db.statement_timeout_ms / 1000
-        ),
-        redis=None
-        if redis is None
-        else Dependency(
-            "redis", settings.redis_resilience, metrics, call_timeout_seconds=settings.redis.socket_timeout_seconds
-        ),
+    database = Dependency(
+        "database",
+        settings.db_resilience,
+        metrics,
+        call_timeout_seconds=settings.db.statement_timeout_ms / 1000,
+        critical=settings.health.db_critical,
     )
-    local = cache.LocalCache(settings.cache.local_max_items, settings.cache.local_ttl_seconds)
-    checks = [
-        health.Check(
-            "database:responseTime",
-            "datastore",
-            settings.health.db_critical,
-            lambda: health.timed(lambda: _ping(engine)),
-        ),
-        health.memory_check(settings.health.memory_warn_ratio, settings.health.memory_fail_ratio),
-    ]
-    if redis is not None:
-        checks.append(
+    assembly = features.Assembly(
+        settings,
+        metrics,
+        stack,
+        guards=[],
+        checks=[
             health.Check(
-                "redis:responseTime", "datastore", settings.health.redis_critical, lambda: health.timed(redis.ping)
-            )
-        )
+                "database:responseTime",
+                "datastore",
+                settings.health.db_critical,
+                lambda: health.timed(lambda: _ping(engine)),
+            ),
+            health.memory_check(settings.health.memory_warn_ratio, settings.health.memory_fail_ratio),
+        ],
+    )
+    for feature in features.installed():
+        if feature.open is not None:
+            await feature.open(assembly)
+
+    local = cache.LocalCache(settings.cache.local_max_items, settings.cache.local_ttl_seconds)
     state = State(
         settings=settings,
         lifecycle=lifecycle,
         metrics=metrics,
         engine=engine,
         sessions=db.create_session_factory(engine),
-        redis=redis,
-        cache=cache.Cache(redis, guards.redis, settings.cache, metrics, local),
-        guards=guards,
+        cache=cache.Cache(assembly.remote_cache, settings.cache, metrics, local),
+        guards=Guards(database, tuple(assembly.guards)),
         health=health.HealthChecks(
-            checks, timeout=settings.health.check_timeout_seconds, ttl=settings.health.cache_ttl_seconds
+            assembly.checks, timeout=settings.health.check_timeout_seconds, ttl=settings.health.cache_ttl_seconds
         ),
     )
     tasks = [
@@ -127,8 +124,10 @@ async def _open(
         "started",
         extra={
             "database": settings.db.masked_url,
-            "cache": "redis" if redis is not None else "in-process",
-            "mode": "embedded (SQLite, in-process cache)" if settings.db.is_sqlite and redis is None else "external",
+            "cache": state.cache.backend,
+            "mode": "embedded (SQLite, in-process cache)"
+            if settings.db.is_sqlite and assembly.remote_cache is None
+            else "external",
         },
     )
     lifecycle.started = True

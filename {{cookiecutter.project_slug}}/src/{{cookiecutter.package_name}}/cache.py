@@ -1,9 +1,9 @@
-"""Redis client and the cache facade, which degrades and never fails a read.
+"""The cache facade, which degrades and never fails a read.
 
-Reads go to Redis through its guard (breaker, bulkhead); when Redis errors or its breaker is open,
-the bounded in-process TTL cache answers instead, and a miss there sends the caller to the database.
-Writes go to both; a failed Redis write is counted and logged, never raised. With no ``REDIS_URL``
-the in-process cache is the only cache.
+Every value lives in a bounded in-process TTL cache; with a shared cache behind it (``RemoteCache``,
+provided by an optional part of the service), reads go there first and fall back to the local copy
+when it is unavailable, and a miss in both sends the caller to the database. Writes go to both; a
+failed remote write is counted and logged, never raised.
 """
 
 from __future__ import annotations
@@ -12,43 +12,28 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, cast
-
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError
+from typing import Protocol
 
 from .metrics import Metrics
-from .resilience import BreakerOpen, BulkheadFull, Dependency
-from .settings import CacheSettings, RedisSettings
+from .settings import CacheSettings
 
 log = logging.getLogger(__name__)
 
-_DEGRADED = (RedisError, BreakerOpen, BulkheadFull, OSError, TimeoutError)
+
+class CacheUnavailable(Exception):
+    """The shared cache could not answer; the facade falls back to the in-process cache."""
 
 
-def create_client(cfg: RedisSettings) -> Redis | None:
-    """A client with an explicit pool, timeouts and one quick reconnect; None when no Redis is configured."""
-    if not cfg.enabled:
-        return None
-    options: dict[str, Any] = {
-        "socket_timeout": cfg.socket_timeout_seconds,
-        "socket_connect_timeout": cfg.connect_timeout_seconds,
-        "health_check_interval": cfg.health_check_interval_seconds,
-        # One reconnect replaces a connection that died with a Redis restart; more is the breaker's job.
-        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1),
-    }
-    if cfg.sentinels:
-        sentinel = Sentinel(cfg.sentinel_nodes, sentinel_kwargs={"socket_timeout": cfg.socket_timeout_seconds})  # type: ignore[no-untyped-call]
-        master: Redis = sentinel.master_for(cfg.sentinel_master or "", max_connections=cfg.max_connections, **options)
-        return master
-    assert cfg.url is not None  # noqa: S101 - enabled implies one of the two
-    pool = BlockingConnectionPool.from_url(
-        cfg.url.get_secret_value(), max_connections=cfg.max_connections, timeout=cfg.pool_timeout_seconds, **options
-    )
-    return Redis.from_pool(pool)
+class RemoteCache(Protocol):
+    """A cache shared by every worker; each method raises ``CacheUnavailable`` when it cannot answer."""
+
+    name: str
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
 
 
 class LocalCache:
@@ -86,11 +71,8 @@ class LocalCache:
 
 
 class Cache:
-    def __init__(
-        self, redis: Redis | None, guard: Dependency | None, cfg: CacheSettings, metrics: Metrics, local: LocalCache
-    ) -> None:
-        self.redis = redis
-        self.guard = guard
+    def __init__(self, remote: RemoteCache | None, cfg: CacheSettings, metrics: Metrics, local: LocalCache) -> None:
+        self.remote = remote
         self.ttl_seconds = cfg.ttl_seconds
         self.local = local
         self._hits = metrics.cache_requests.labels("hit")
@@ -98,15 +80,19 @@ class Cache:
         self._fallbacks = metrics.cache_requests.labels("fallback")
         self._write_failures = metrics.cache_write_failures
 
+    @property
+    def backend(self) -> str:
+        return "in-process" if self.remote is None else self.remote.name
+
     async def get(self, key: str) -> bytes | None:
-        if self.redis is None or self.guard is None:
+        if self.remote is None:
             value = self.local.get(key)
         else:
             try:
-                value = await self.guard.call(self._redis_get, key)
-            except _DEGRADED as exc:
+                value = await self.remote.get(key)
+            except CacheUnavailable as exc:
                 self._fallbacks.inc()
-                log.debug("cache read fell back to the local cache", extra={"error": type(exc).__name__})
+                log.debug("cache read fell back to the local cache", extra={"error": str(exc)})
                 value = self.local.get(key)
         if value is None:
             self._misses.inc()
@@ -114,26 +100,22 @@ class Cache:
             self._hits.inc()
         return value
 
-    async def _redis_get(self, key: str) -> bytes | None:
-        assert self.redis is not None  # noqa: S101 - only called with Redis configured
-        return cast(bytes | None, await self.redis.get(key))  # a client without decode_responses returns bytes
-
     async def set(self, key: str, value: bytes) -> None:
         self.local.set(key, value, self.ttl_seconds)
-        if self.redis is None or self.guard is None:
+        if self.remote is None:
             return
         try:
-            await self.guard.call(self.redis.set, key, value, self.ttl_seconds)
-        except _DEGRADED as exc:
+            await self.remote.set(key, value, self.ttl_seconds)
+        except CacheUnavailable as exc:
             self._write_failures.inc()
-            log.warning("cache write failed", extra={"key": key, "error": type(exc).__name__})
+            log.warning("cache write failed", extra={"key": key, "error": str(exc)})
 
     async def delete(self, key: str) -> None:
         self.local.delete(key)
-        if self.redis is None or self.guard is None:
+        if self.remote is None:
             return
         try:
-            await self.guard.call(self.redis.delete, key)
-        except _DEGRADED as exc:
+            await self.remote.delete(key)
+        except CacheUnavailable as exc:
             self._write_failures.inc()
-            log.warning("cache delete failed", extra={"key": key, "error": type(exc).__name__})
+            log.warning("cache delete failed", extra={"key": key, "error": str(exc)})

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from .metrics import Metrics
+from .resilience import is_failure
 from .settings import DbSettings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,26 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         except BaseException:
             await session.rollback()
             raise
+
+
+@asynccontextmanager
+async def attempt_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session for one guarded attempt, so that a retry starts on a fresh connection.
+
+    A connection that failed by the infrastructure's fault is invalidated rather than rolled back: on a
+    hung server the rollback would hang too, and the guard must see the failure at once.
+    """
+    session = factory()
+    try:
+        yield session
+    except Exception as exc:
+        if is_failure(exc):
+            await session.invalidate()
+        else:
+            await session.close()
+        raise
+    else:
+        await session.close()
 
 
 @dataclass(frozen=True, slots=True)

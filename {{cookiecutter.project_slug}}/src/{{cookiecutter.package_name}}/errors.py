@@ -16,14 +16,13 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from redis.exceptions import RedisError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
-from .resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, is_failure
+from .resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, driver_errors, is_failure
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BreakerOpen, _refused)
     app.add_exception_handler(BulkheadFull, _refused)
     app.add_exception_handler(DeadlineExceeded, _deadline)
-    for error in (sa_exc.DBAPIError, sa_exc.TimeoutError, RedisError, OSError, TimeoutError):
+    for error in (sa_exc.DBAPIError, sa_exc.TimeoutError, *driver_errors()):
         app.add_exception_handler(error, _infrastructure)
 
 

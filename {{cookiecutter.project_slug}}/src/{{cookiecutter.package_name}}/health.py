@@ -245,11 +245,10 @@ def build_router(cfg: HealthSettings, lifecycle: Lifecycle, version: str) -> API
         results = await state.health.results()
         checks = _ietf(results)
         status = overall(results)
-        for guard, critical in ((state.guards.db, cfg.db_critical), (state.guards.redis, cfg.redis_critical)):
-            if guard is not None:
-                entry = _breaker_entry(guard, critical)
-                checks[f"{guard.name}:circuitBreaker"] = [entry]
-                status = max(status, entry["status"], key=_RANK.__getitem__)
+        for guard in state.guards:
+            entry = _breaker_entry(guard)
+            checks[f"{guard.name}:circuitBreaker"] = [entry]
+            status = max(status, entry["status"], key=_RANK.__getitem__)
         pool = pool_stats(state.engine)
         if pool is not None:
             checks["database:connections"] = [_pool_entry(pool)]
@@ -267,10 +266,10 @@ def build_router(cfg: HealthSettings, lifecycle: Lifecycle, version: str) -> API
     return router
 
 
-def _breaker_entry(guard: Dependency, critical: bool) -> dict[str, Any]:
+def _breaker_entry(guard: Dependency) -> dict[str, Any]:
     snapshot = guard.breaker.snapshot()
     healthy = snapshot["state"] in ("closed", "disabled")
-    status: Status = "pass" if healthy else "fail" if critical else "warn"
+    status: Status = "pass" if healthy else "fail" if guard.critical else "warn"
     return {"componentType": "component", "status": status, "observedValue": snapshot["state"], **snapshot}
 
 

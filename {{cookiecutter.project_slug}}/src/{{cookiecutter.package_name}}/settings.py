@@ -1,14 +1,15 @@
 """Settings: environment -> Settings, read once at startup and passed down.
 
-Each group reads its own prefix (``DB_``, ``REDIS_``, ``HEALTH_`` ...); the conventional names
-(``DATABASE_URL``, ``REDIS_URL``, ``PORT``, ``WEB_CONCURRENCY``, ``LOG_LEVEL``) work as they are.
+Each group reads its own prefix (``DB_``, ``CACHE_``, ``HEALTH_`` ...); the conventional names
+(``DATABASE_URL``, ``PORT``, ``WEB_CONCURRENCY``, ``LOG_LEVEL``) work as they are. The service's optional
+parts (``features/``) bring their own groups, read and validated with these.
 An empty variable counts as unset. ``Settings.from_env()`` turns every invalid value into one
 line naming the variable, so a bad deploy stops at once with a message an operator can act on.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    SerializeAsAny,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,6 +29,7 @@ from sqlalchemy.exc import ArgumentError
 Seconds = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 Ratio = Annotated[float, Field(gt=0, le=1)]
+G = TypeVar("G", bound="Group")
 
 _SQLITE_DEFAULT = "sqlite+aiosqlite:///./{{ cookiecutter.package_name }}.db"
 
@@ -35,14 +38,14 @@ class SettingsError(Exception):
     """Invalid configuration: one line per invalid variable."""
 
 
-def _config(prefix: str = "") -> SettingsConfigDict:
+def group_config(prefix: str = "") -> SettingsConfigDict:
     return SettingsConfigDict(
         env_prefix=prefix, frozen=True, env_ignore_empty=True, populate_by_name=True, extra="ignore"
     )
 
 
-class _Group(BaseSettings):
-    model_config = _config()
+class Group(BaseSettings):
+    model_config = group_config()
 
     @classmethod
     def env_name(cls, field: str) -> str:
@@ -53,16 +56,16 @@ class _Group(BaseSettings):
         return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
 
-def _alias(name: str) -> Any:
+def env_alias(name: str) -> Any:
     return AliasChoices(name)
 
 
-class ServiceSettings(_Group):
-    name: str = Field("{{ cookiecutter.project_slug }}", validation_alias=_alias("SERVICE_NAME"))
-    environment: str = Field("development", validation_alias=_alias("ENVIRONMENT"))
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_alias("LOG_LEVEL"))
-    request_timeout: Seconds = Field(10.0, validation_alias=_alias("REQUEST_TIMEOUT"))
-    admin_token: SecretStr | None = Field(None, validation_alias=_alias("ADMIN_TOKEN"))
+class ServiceSettings(Group):
+    name: str = Field("{{ cookiecutter.project_slug }}", validation_alias=env_alias("SERVICE_NAME"))
+    environment: str = Field("development", validation_alias=env_alias("ENVIRONMENT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=env_alias("LOG_LEVEL"))
+    request_timeout: Seconds = Field(10.0, validation_alias=env_alias("REQUEST_TIMEOUT"))
+    admin_token: SecretStr | None = Field(None, validation_alias=env_alias("ADMIN_TOKEN"))
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -70,16 +73,16 @@ class ServiceSettings(_Group):
         return value.upper() if isinstance(value, str) else value
 
 
-class ServerSettings(_Group):
-    host: str = Field("0.0.0.0", validation_alias=_alias("HOST"))  # noqa: S104 - containers listen on all interfaces
-    port: Annotated[int, Field(ge=1, le=65535)] = Field({{cookiecutter.port}}, validation_alias=_alias("PORT"))
-    workers: PositiveInt = Field(2, validation_alias=_alias("WEB_CONCURRENCY"))
-    graceful_timeout: Seconds = Field(30.0, validation_alias=_alias("GRACEFUL_TIMEOUT"))
-    keepalive_seconds: Seconds = Field(75.0, validation_alias=_alias("KEEPALIVE_SECONDS"))
-    worker_timeout_seconds: Seconds = Field(60.0, validation_alias=_alias("WORKER_TIMEOUT_SECONDS"))
-    max_requests: Annotated[int, Field(ge=0)] = Field(0, validation_alias=_alias("MAX_REQUESTS"))
-    max_requests_jitter: Annotated[int, Field(ge=0)] = Field(0, validation_alias=_alias("MAX_REQUESTS_JITTER"))
-    shutdown_close_seconds: Seconds = Field(5.0, validation_alias=_alias("SHUTDOWN_CLOSE_SECONDS"))
+class ServerSettings(Group):
+    host: str = Field("0.0.0.0", validation_alias=env_alias("HOST"))  # noqa: S104 - containers listen on all interfaces
+    port: Annotated[int, Field(ge=1, le=65535)] = Field({{cookiecutter.port}}, validation_alias=env_alias("PORT"))
+    workers: PositiveInt = Field(2, validation_alias=env_alias("WEB_CONCURRENCY"))
+    graceful_timeout: Seconds = Field(30.0, validation_alias=env_alias("GRACEFUL_TIMEOUT"))
+    keepalive_seconds: Seconds = Field(75.0, validation_alias=env_alias("KEEPALIVE_SECONDS"))
+    worker_timeout_seconds: Seconds = Field(60.0, validation_alias=env_alias("WORKER_TIMEOUT_SECONDS"))
+    max_requests: Annotated[int, Field(ge=0)] = Field(0, validation_alias=env_alias("MAX_REQUESTS"))
+    max_requests_jitter: Annotated[int, Field(ge=0)] = Field(0, validation_alias=env_alias("MAX_REQUESTS_JITTER"))
+    shutdown_close_seconds: Seconds = Field(5.0, validation_alias=env_alias("SHUTDOWN_CLOSE_SECONDS"))
 
     @property
     def drain_seconds(self) -> float:
@@ -87,9 +90,9 @@ class ServerSettings(_Group):
         return self.graceful_timeout - self.shutdown_close_seconds
 
 
-class DbSettings(_Group):
-    model_config = _config("DB_")
-    url: SecretStr = Field(SecretStr(_SQLITE_DEFAULT), validation_alias=_alias("DATABASE_URL"))
+class DbSettings(Group):
+    model_config = group_config("DB_")
+    url: SecretStr = Field(SecretStr(_SQLITE_DEFAULT), validation_alias=env_alias("DATABASE_URL"))
     pool_size: PositiveInt = 10
     max_overflow: Annotated[int, Field(ge=0)] = 5
     pool_timeout_seconds: Seconds = 3.0
@@ -126,71 +129,20 @@ class DbSettings(_Group):
         return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
 
 
-class RedisSettings(_Group):
-    model_config = _config("REDIS_")
-    url: SecretStr | None = Field(None, validation_alias=_alias("REDIS_URL"))
-    sentinels: str | None = None
-    sentinel_master: str | None = None
-    max_connections: PositiveInt = 20
-    pool_timeout_seconds: Seconds = 0.5
-    socket_timeout_seconds: Seconds = 0.5
-    connect_timeout_seconds: Seconds = 0.5
-    health_check_interval_seconds: Annotated[int, Field(ge=0)] = 30
-
-    @field_validator("url")
-    @classmethod
-    def _check_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
-            raise ValueError("expected redis:// or rediss://")
-        return value
-
-    @field_validator("sentinels")
-    @classmethod
-    def _check_sentinels(cls, value: str | None) -> str | None:
-        if value is not None:
-            for node in value.split(","):
-                host, _, port = node.strip().rpartition(":")
-                if not host or not port.isdigit():
-                    raise ValueError(f"expected host:port[,host:port...], got {node.strip()!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _sentinel_needs_master(self) -> Self:
-        if self.sentinels and not self.sentinel_master:
-            raise ValueError("REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS")
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return self.url is not None or self.sentinels is not None
-
-    @property
-    def sentinel_nodes(self) -> list[tuple[str, int]]:
-        nodes = [node.strip().rpartition(":") for node in (self.sentinels or "").split(",") if node.strip()]
-        return [(host, int(port)) for host, _, port in nodes]
-
-    @property
-    def masked_url(self) -> str | None:
-        if self.url is None:
-            return None
-        return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
-
-
-class CacheSettings(_Group):
-    model_config = _config("CACHE_")
+class CacheSettings(Group):
+    model_config = group_config("CACHE_")
     ttl_seconds: PositiveInt = 300
     local_max_items: PositiveInt = 10_000
     local_ttl_seconds: Seconds = 30.0
 
 
-class HealthSettings(_Group):
-    model_config = _config("HEALTH_")
+class HealthSettings(Group):
+    model_config = group_config("HEALTH_")
     token: SecretStr | None = None
     path_prefix: str = "/health"
     check_timeout_seconds: Seconds = 1.0
     cache_ttl_seconds: Annotated[float, Field(ge=0)] = 1.0
     db_critical: bool = True
-    redis_critical: bool = False
     memory_warn_ratio: Ratio = 0.75
     memory_fail_ratio: Ratio = 0.90
 
@@ -202,7 +154,7 @@ class HealthSettings(_Group):
         return value
 
 
-class ResilienceSettings(_Group):
+class ResilienceSettings(Group):
     """Breaker, retry and bulkhead knobs of one dependency; instantiated once per prefix."""
 
     breaker_window_seconds: Seconds = 30.0
@@ -223,12 +175,7 @@ class ResilienceSettings(_Group):
 
 
 class DbResilienceSettings(ResilienceSettings):
-    model_config = _config("DB_")
-
-
-class RedisResilienceSettings(ResilienceSettings):
-    model_config = _config("REDIS_")
-    bulkhead_limit: PositiveInt = 100
+    model_config = group_config("DB_")
 
 
 class Settings(BaseModel):
@@ -236,25 +183,29 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    groups: ClassVar[dict[str, type[_Group]]] = {
+    groups: ClassVar[dict[str, type[Group]]] = {
         "service": ServiceSettings,
         "server": ServerSettings,
         "db": DbSettings,
-        "redis": RedisSettings,
         "cache": CacheSettings,
         "health": HealthSettings,
         "db_resilience": DbResilienceSettings,
-        "redis_resilience": RedisResilienceSettings,
     }
 
     service: ServiceSettings
     server: ServerSettings
     db: DbSettings
-    redis: RedisSettings
     cache: CacheSettings
     health: HealthSettings
     db_resilience: DbResilienceSettings
-    redis_resilience: RedisResilienceSettings
+    features: dict[str, SerializeAsAny[Group]] = {}
+
+    def feature(self, kind: type[G]) -> G:
+        """The settings group ``kind`` of one of the service's optional parts."""
+        for group in self.features.values():
+            if isinstance(group, kind):
+                return group
+        raise LookupError(f"no settings group {kind.__name__}: its feature is not part of this service")
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> Self:
@@ -269,11 +220,23 @@ class Settings(BaseModel):
         return self
 
     @classmethod
+    def all_groups(cls) -> dict[str, type[Group]]:
+        """The core groups and those of the service's optional parts."""
+        from .features import installed
+
+        return cls.groups | {key: group for feature in installed() for key, group in feature.settings.items()}
+
+    @classmethod
+    def variables(cls) -> set[str]:
+        """Every environment variable the service reads."""
+        return {group.env_name(field) for group in cls.all_groups().values() for field in group.model_fields}
+
+    @classmethod
     def from_env(cls) -> Settings:
         """Read every group from the environment; raise SettingsError naming each bad variable."""
-        values: dict[str, _Group] = {}
+        values: dict[str, Group] = {}
         problems: list[str] = []
-        for key, group in cls.groups.items():
+        for key, group in cls.all_groups().items():
             try:
                 values[key] = group()
             except ValidationError as exc:
@@ -281,14 +244,15 @@ class Settings(BaseModel):
         if problems:
             raise SettingsError("\n".join(problems))
         try:
-            return cls.model_validate(values)
+            core = {key: values.pop(key) for key in cls.groups}
+            return cls.model_validate({**core, "features": values})
         except ValidationError as exc:
             raise SettingsError(
                 "\n".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
             ) from None
 
 
-def _describe(group: type[_Group], exc: ValidationError) -> list[str]:
+def _describe(group: type[Group], exc: ValidationError) -> list[str]:
     """One line per error, named by the variable; secrets are never echoed back."""
     by_name = {group.env_name(field): field for field in group.model_fields} | {f: f for f in group.model_fields}
     lines = []

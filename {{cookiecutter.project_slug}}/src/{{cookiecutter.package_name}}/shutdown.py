@@ -4,7 +4,7 @@
 2. SIGTERM: ``Lifecycle.draining`` turns on at once, so readiness answers 503 on any open connection.
 3. gunicorn stops accepting; the worker (``worker.Worker``) lets in-flight requests finish within
    ``GRACEFUL_TIMEOUT - SHUTDOWN_CLOSE_SECONDS``, then cancels what is left (uvicorn logs the count).
-4. The lifespan closes what it opened in reverse: background tasks, Redis, then the database pool,
+4. The lifespan closes what it opened in reverse: background tasks, its clients, then the database pool,
    each within ``SHUTDOWN_CLOSE_SECONDS`` and each logged.
 5. The worker exits and gunicorn exits 0, inside ``terminationGracePeriodSeconds``.
 """

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from . import db
@@ -21,8 +20,14 @@ from .shutdown import Lifecycle
 
 @dataclass(frozen=True, slots=True)
 class Guards:
+    """Every dependency's guard: the database's by name, those of the optional parts after it."""
+
     db: Dependency
-    redis: Dependency | None
+    others: tuple[Dependency, ...] = ()
+
+    def __iter__(self) -> Iterator[Dependency]:
+        yield self.db
+        yield from self.others
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +37,6 @@ class State:
     metrics: Metrics
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    redis: Redis | None
     cache: Cache
     guards: Guards
     health: HealthChecks

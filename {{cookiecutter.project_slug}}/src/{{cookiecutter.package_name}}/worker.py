@@ -3,7 +3,7 @@
 The uvicorn-worker package does not pass ``graceful_timeout`` on, so uvicorn would wait for in-flight
 requests without limit and gunicorn would SIGKILL the worker mid-close. This worker gives in-flight
 requests ``GRACEFUL_TIMEOUT - SHUTDOWN_CLOSE_SECONDS``, cancels what is left (uvicorn logs how many),
-and keeps the rest of the budget for the lifespan to close Redis and the database pool.
+and keeps the rest of the budget for the lifespan to close what it opened.
 
 gunicorn's own workers stop when their master dies (SIGKILL, the OOM killer); uvicorn's never look, and an
 orphan would go on holding the port and its connections. This one checks its parent every second and then

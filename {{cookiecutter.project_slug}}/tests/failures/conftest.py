@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from {{ cookiecutter.package_name }}.settings import Settings
 from tests.servers import ServerHandle
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -50,12 +51,12 @@ class Gunicorn:
 
 @contextmanager
 def gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Iterator[Gunicorn]:
-    """Serve the app with ``gunicorn -c gunicorn.conf.py``; returns once liveness answers."""
+    """Serve the app and its test routes with ``gunicorn -c gunicorn.conf.py``; returns once liveness answers."""
     port = free_port()
     metrics_dir = tmp_path / "metrics"
     log = tmp_path / "gunicorn.log"
     environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "DATABASE", "REDIS", "HEALTH"))},
+        **{k: v for k, v in os.environ.items() if k not in Settings.variables() and not k.startswith("PYTEST")},
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": str(workers),
@@ -64,7 +65,7 @@ def gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Iterator[Gunico
     }
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "tests.routes:create_test_app()"],
             cwd=PROJECT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     server = Gunicorn(process, f"http://127.0.0.1:{port}", log, metrics_dir)
@@ -92,9 +93,8 @@ def _wait_live(server: Gunicorn, timeout: float = 30) -> None:
 
 
 @pytest.fixture(autouse=True)
-def servers_restored(postgres: ServerHandle, redis_server_handle: ServerHandle) -> Iterator[None]:
-    """Whatever a test did to the servers, the next one finds them running."""
+def servers_restored(postgres: ServerHandle) -> Iterator[None]:
+    """Whatever a test did to the server, the next one finds it running."""
     yield
-    for server in (postgres, redis_server_handle):
-        server.resume()
-        server.start()
+    postgres.resume()
+    postgres.start()

@@ -73,12 +73,12 @@ def test_sigterm_under_load_drains_in_flight_requests(tmp_path: Path, postgres: 
         DB_CONNECT_TIMEOUT_SECONDS="15",
     ) as server:
         for _ in range(20):  # open pooled connections in both workers while the database answers
-            assert status(f"{server.url}/api/v1/items") == 200
+            assert status(f"{server.url}/test/query") == 200
 
         async def load() -> list[int]:
             async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-                # Listing is never cached: every request waits on the paused database.
-                requests = [asyncio.create_task(client.get("/api/v1/items", params={"offset": i})) for i in range(20)]
+                # Every request waits on the paused database.
+                requests = [asyncio.create_task(client.get("/test/query")) for _ in range(20)]
                 await asyncio.sleep(1.0)
                 assert not any(task.done() for task in requests), "requests finished before the SIGTERM"
                 server.process.send_signal(signal.SIGTERM)
@@ -110,11 +110,11 @@ def test_killed_worker_is_replaced(tmp_path: Path, migrated: str) -> None:
         wait_for(lambda: len(server.worker_pids()) == 2, timeout=10)
         victim = min(server.worker_pids())
         for _ in range(10):
-            httpx.get(f"{server.url}/api/v1/items")
+            httpx.get(f"{server.url}/test/query")
         wait_for(lambda: any(str(victim) in f.name for f in server.metrics_dir.glob("gauge_live*")), timeout=5)
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: len(server.worker_pids()) == 2 and victim not in server.worker_pids(), timeout=15)
-        assert all(status(f"{server.url}/api/v1/items") == 200 for _ in range(20))
+        assert all(status(f"{server.url}/test/query") == 200 for _ in range(20))
         leftovers = [f.name for f in server.metrics_dir.glob("gauge_live*") if f"_{victim}." in f.name]
         assert leftovers == []
         assert "db_pool_size" in httpx.get(f"{server.url}/metrics").text
@@ -150,12 +150,12 @@ def test_counters_from_two_workers_sum_in_one_scrape(tmp_path: Path, migrated: s
             # New connection per request, 10 at a time: the kernel spreads them over both workers.
             limits = httpx.Limits(max_connections=10, max_keepalive_connections=0)
             async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
-                return [r.status_code for r in await asyncio.gather(*(client.get("/api/v1/items") for _ in range(200)))]
+                return [r.status_code for r in await asyncio.gather(*(client.get("/test/query") for _ in range(200)))]
 
         assert set(asyncio.run(burst())) == {200}
         metrics = httpx.get(f"{server.url}/metrics").text
         counter_files = list(server.metrics_dir.glob("counter_*.db"))
-    served = sample(metrics, "http_requests_total", '{handler="/api/v1/items",method="GET",status="200"}')
+    served = sample(metrics, "http_requests_total", '{handler="/test/query",method="GET",status="200"}')
     assert served == 200
     assert len(counter_files) == 2, "one worker served everything: the sum proves nothing"
 
@@ -202,7 +202,7 @@ def test_secrets_never_leak(tmp_path: Path, postgres: ServerHandle, migrated: st
     with gunicorn(tmp_path, DATABASE_URL=migrated, HEALTH_TOKEN=token, DB_CONNECT_TIMEOUT_SECONDS="0.5") as server:
         auth = {"authorization": f"Bearer {token}"}
         bodies = [httpx.get(f"{server.url}{path}", headers=auth).text for path in PROBES]
-        bodies.append(httpx.get(f"{server.url}/api/v1/items").text)
+        bodies.append(httpx.get(f"{server.url}/test/query").text)
         postgres.start()
         wait_for(lambda: status(f"{server.url}/health/ready") == 200, timeout=10)
         bodies += [httpx.get(f"{server.url}{path}", headers=auth).text for path in PROBES]

@@ -50,7 +50,7 @@ async def test_non_critical_failure_is_a_warning() -> None:
     checks = HealthChecks(
         [
             Check("database:responseTime", "datastore", True, Counting(Result("pass"))),
-            Check("redis:responseTime", "datastore", False, Counting(ConnectionError("down"))),
+            Check("search:responseTime", "datastore", False, Counting(ConnectionError("down"))),
         ],
         timeout=1,
         ttl=1,
@@ -116,10 +116,10 @@ async def test_operators_control_breakers_with_the_admin_token(make_settings: Se
         auth = {"authorization": "Bearer admin-token"}
         forced = await client.post(url, json={"action": "force_open"}, headers=auth)
         assert forced.json()["state"] == "forced_open"
-        refused = await client.get("/api/v1/items")
+        refused = await client.get("/test/query")
         assert refused.status_code == 503 and "retry-after" in refused.headers
         assert (await client.post(url, json={"action": "reset"}, headers=auth)).json()["state"] == "closed"
-        assert (await client.get("/api/v1/items")).status_code == 200
+        assert (await client.get("/test/query")).status_code == 200
         assert (await client.post("/admin/breakers/nope", json={"action": "reset"}, headers=auth)).status_code == 404
 
 

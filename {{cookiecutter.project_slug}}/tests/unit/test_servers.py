@@ -1,4 +1,4 @@
-"""Which backend serves PostgreSQL and Redis to the tests, decided without starting anything."""
+"""Which backend serves the tests' servers, decided without starting anything."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_select_backend_rejects_unknown_choice() -> None:
 @pytest.fixture
 def nothing_available(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(servers, "docker_available", lambda: False)
-    monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None, None))
+    monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None))
     monkeypatch.delenv("TEST_SERVERS", raising=False)
     monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
 
@@ -54,7 +54,7 @@ def test_no_server_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
     """With REQUIRE_SERVICES=1 a missing server fails the run instead of skipping it."""
     monkeypatch.setenv("REQUIRE_SERVICES", "1")
     with pytest.raises(pytest.fail.Exception, match="REQUIRE_SERVICES=1"):
-        servers.redis_server()
+        servers.postgres_server()
 
 
 def test_demanded_local_does_not_probe_docker(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,11 +64,11 @@ def test_demanded_local_does_not_probe_docker(monkeypatch: pytest.MonkeyPatch) -
         raise AssertionError("docker probed")
 
     monkeypatch.setattr(servers, "docker_available", probe)
-    monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None, None))
+    monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None))
     monkeypatch.setenv("TEST_SERVERS", "local")
     monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
     with pytest.raises(pytest.fail.Exception, match="TEST_SERVERS=local"):
-        servers.redis_server()
+        servers.postgres_server()
 
 
 class FakeDockerContainer:
@@ -114,7 +114,7 @@ class ReadyContainer(servers_docker.ContainerServer):
 def test_container_handle_maps_onto_docker_calls() -> None:
     """A container handle crashes with kill, restarts on its fixed host port, and unpauses before it is removed."""
     fake = FakeTestcontainer()
-    handle = ReadyContainer(fake, 6379)
+    handle = ReadyContainer(fake, 5432)
     port = handle.address[1]
     handle.stop()
     handle.stop()

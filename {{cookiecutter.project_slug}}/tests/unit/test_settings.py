@@ -10,28 +10,23 @@ def test_defaults_suit_request_paths(make_settings: SettingsFactory) -> None:
     """With nothing set, the service runs embedded with short pool and check timeouts."""
     settings = make_settings()
     assert settings.db.is_sqlite
-    assert not settings.redis.enabled
     assert settings.db.pool_timeout_seconds <= 5
     assert settings.health.check_timeout_seconds < 2
     assert settings.server.port == {{ cookiecutter.port }}
 
 
 def test_conventional_names_work_as_they_are(make_settings: SettingsFactory) -> None:
-    """DATABASE_URL, REDIS_URL, PORT, WEB_CONCURRENCY and LOG_LEVEL are read without a prefix."""
+    """DATABASE_URL, PORT, WEB_CONCURRENCY and LOG_LEVEL are read without a prefix."""
     settings = make_settings(
         DATABASE_URL="postgresql://app:pw@db:5432/app",
-        REDIS_URL="rediss://:pw@cache:6380/0",
         PORT="9000",
         WEB_CONCURRENCY="4",
         LOG_LEVEL="debug",
         DB_POOL_SIZE="7",
-        REDIS_SOCKET_TIMEOUT_SECONDS="0.2",
     )
     assert settings.db.url.get_secret_value() == "postgresql+asyncpg://app:pw@db:5432/app"
-    assert settings.redis.enabled
     assert (settings.server.port, settings.server.workers, settings.service.log_level) == (9000, 4, "DEBUG")
     assert settings.db.pool_size == 7
-    assert settings.redis.socket_timeout_seconds == 0.2
 
 
 def test_asyncpg_scheme_and_sslmode_are_accepted(make_settings: SettingsFactory) -> None:
@@ -42,7 +37,7 @@ def test_asyncpg_scheme_and_sslmode_are_accepted(make_settings: SettingsFactory)
 
 def test_empty_value_counts_as_unset(make_settings: SettingsFactory) -> None:
     """An empty variable falls back to the default instead of failing."""
-    assert make_settings(DB_POOL_SIZE="", REDIS_URL="").db.pool_size == 10
+    assert make_settings(DB_POOL_SIZE="", LOG_LEVEL="").db.pool_size == 10
 
 
 @pytest.mark.parametrize(
@@ -51,10 +46,7 @@ def test_empty_value_counts_as_unset(make_settings: SettingsFactory) -> None:
         pytest.param({"DB_POOL_SIZE": "many"}, "DB_POOL_SIZE", id="not-a-number"),
         pytest.param({"PORT": "70000"}, "PORT", id="port-range"),
         pytest.param({"DATABASE_URL": "mysql://u:p@h/db"}, "DATABASE_URL", id="db-scheme"),
-        pytest.param({"REDIS_URL": "http://cache"}, "REDIS_URL", id="redis-scheme"),
         pytest.param({"LOG_LEVEL": "chatty"}, "LOG_LEVEL", id="log-level"),
-        pytest.param({"REDIS_SENTINELS": "a:1,b"}, "REDIS_SENTINELS", id="sentinel-format"),
-        pytest.param({"REDIS_SENTINELS": "a:26379"}, "REDIS_SENTINEL_MASTER", id="sentinel-master"),
         pytest.param({"GRACEFUL_TIMEOUT": "5"}, "GRACEFUL_TIMEOUT", id="drain-fits"),
         pytest.param({"DB_BREAKER_FAILURE_RATE": "1.5"}, "DB_BREAKER_FAILURE_RATE", id="ratio"),
     ],
@@ -89,8 +81,9 @@ def test_readme_documents_every_setting() -> None:
     from {{ cookiecutter.package_name }}.settings import Settings
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    names = {group.env_name(field) for group in Settings.groups.values() for field in group.model_fields}
     undocumented = {
-        name for name in names if f"`{name}`" not in readme and f"`*_{name.split('_', 1)[1]}`" not in readme
+        name
+        for name in Settings.variables()
+        if f"`{name}`" not in readme and f"`*_{name.split('_', 1)[1]}`" not in readme
     }
     assert undocumented == set()

@@ -32,10 +32,10 @@ async def test_sigterm_turns_readiness_off_at_once(make_settings: SettingsFactor
 
 
 async def test_resources_close_in_reverse_order(make_settings: SettingsFactory, captured_logs) -> None:  # type: ignore[no-untyped-def]
-    """The lifespan closes background tasks, then Redis, then the database pool, and logs each."""
+    """The lifespan closes background tasks, then the database pool, and logs each."""
     import json
 
-    async with client_for(make_settings(REDIS_URL="redis://127.0.0.1:1/0", REDIS_CONNECT_TIMEOUT_SECONDS="0.1")):
+    async with client_for(make_settings()):
         pass
     closed = [json.loads(line)["message"] for line in captured_logs() if '"closed ' in line]
-    assert closed == ["closed background tasks", "closed redis", "closed database pool"]
+    assert closed == ["closed background tasks", "closed database pool"]

@@ -2,8 +2,10 @@
 
 from alembic import context
 
+from {{ cookiecutter.package_name }} import features
 from {{ cookiecutter.package_name }}.db import Base
-from {{ cookiecutter.package_name }}.items import models  # noqa: F401 - registers the tables
+
+features.installed()  # imports every part of the service, and with it the tables it declares
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)

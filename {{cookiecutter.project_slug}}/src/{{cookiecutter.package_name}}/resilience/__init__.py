@@ -4,7 +4,7 @@ from .breaker import Breaker, BreakerConfig, BreakerOpen, BreakerState
 from .bulkhead import Bulkhead, BulkheadFull
 from .deadline import DeadlineExceeded, DeadlineMiddleware, Deadlines
 from .dependency import Dependency
-from .errors import is_failure, is_transient
+from .errors import driver_errors, is_failure, is_transient, register_driver_errors
 from .retry import RetryBudget, retrying
 
 __all__ = [
@@ -19,7 +19,9 @@ __all__ = [
     "Deadlines",
     "Dependency",
     "RetryBudget",
+    "driver_errors",
     "is_failure",
     "is_transient",
+    "register_driver_errors",
     "retrying",
 ]

@@ -2,7 +2,7 @@
 
 Written here because no maintained asyncio-native breaker exists: pybreaker's async path needs
 Tornado, aiobreaker has been unmaintained since 2021, and purgatory counts consecutive failures only
-(no failure-rate window, no slow calls) and pins redis<6.
+(no failure-rate window, no slow calls).
 
 Closed: calls pass and land in a sliding window (time-based, one bucket per second, or count-based);
 once it holds ``minimum_calls``, a failure rate or slow-call rate at or above its threshold opens the

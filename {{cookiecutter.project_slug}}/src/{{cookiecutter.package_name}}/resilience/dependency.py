@@ -30,11 +30,13 @@ class Dependency:
         metrics: Metrics,
         *,
         call_timeout_seconds: float,
+        critical: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
+        self.critical = critical  # an open breaker fails the detailed health report rather than warning
         self.clock = clock
         self.sleep = sleep
         self.breaker = Breaker(name, breaker_config(cfg, call_timeout_seconds), clock=clock)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import redis.exceptions
 from sqlalchemy import exc as sa_exc
 
 from .breaker import BreakerOpen
@@ -15,14 +14,25 @@ from .deadline import DeadlineExceeded
 # SQLSTATEs that a second attempt may cure: serialization failure, deadlock, and the server
 # shutting down or refusing connections for now.
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
-_CONNECTION_ERRORS = (
+_connection_errors: tuple[type[Exception], ...] = (
     ConnectionError,
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
-    redis.exceptions.ConnectionError,
 )
-_TIMEOUTS = (TimeoutError, redis.exceptions.TimeoutError, asyncpg.QueryCanceledError, sa_exc.TimeoutError)
+_timeouts: tuple[type[Exception], ...] = (TimeoutError, asyncpg.QueryCanceledError, sa_exc.TimeoutError)
+
+
+def register_driver_errors(*, connection: tuple[type[Exception], ...], timeouts: tuple[type[Exception], ...]) -> None:
+    """Teach the classifier another client's errors; an optional part calls this when it is imported."""
+    global _connection_errors, _timeouts  # a registry filled once, at import
+    _connection_errors = (*_connection_errors, *connection)
+    _timeouts = (*_timeouts, *timeouts)
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """Every error that means a dependency failed, for the handlers that answer 503."""
+    return (*_connection_errors, *_timeouts)
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -43,7 +53,7 @@ def is_failure(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     root = _root(exc)
-    if isinstance(root, (*_CONNECTION_ERRORS, *_TIMEOUTS)):
+    if isinstance(root, (*_connection_errors, *_timeouts)):
         return True
     return getattr(root, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
@@ -53,6 +63,6 @@ def is_transient(exc: BaseException) -> bool:
     if not is_failure(exc):
         return False
     root = _root(exc)
-    if isinstance(root, _TIMEOUTS) or isinstance(exc, sa_exc.TimeoutError):
+    if isinstance(root, _timeouts) or isinstance(exc, sa_exc.TimeoutError):
         return False
     return True

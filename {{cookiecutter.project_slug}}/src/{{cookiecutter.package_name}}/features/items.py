@@ -1,0 +1,6 @@
+"""The example API: ``/api/v1/items``, stored in the database and read through the cache."""
+
+from ..items.router import router
+from . import Feature
+
+feature = Feature("items", routers=[router])

@@ -1,0 +1,162 @@
+"""Redis behind the cache: settings, the client, its guard and its health check.
+
+The lifespan opens the client when ``REDIS_URL`` or ``REDIS_SENTINELS`` is set and closes it on shutdown;
+without either, the in-process cache is the only cache. Every call goes through the ``redis`` guard
+(breaker, bulkhead); the cache facade turns its failures into a fallback, never into an error.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Self, cast
+
+import redis.exceptions
+from pydantic import Field, SecretStr, field_validator, model_validator
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
+from sqlalchemy.engine import make_url
+
+from .. import health
+from ..cache import CacheUnavailable
+from ..resilience import BreakerOpen, BulkheadFull, Dependency, register_driver_errors
+from ..settings import Group, PositiveInt, ResilienceSettings, Seconds, env_alias, group_config
+from ..shutdown import closing
+from . import Assembly, Feature
+
+register_driver_errors(connection=(redis.exceptions.ConnectionError,), timeouts=(redis.exceptions.TimeoutError,))
+_UNAVAILABLE = (redis.exceptions.RedisError, BreakerOpen, BulkheadFull, OSError, TimeoutError)
+
+
+class RedisSettings(Group):
+    model_config = group_config("REDIS_")
+    url: SecretStr | None = Field(None, validation_alias=env_alias("REDIS_URL"))
+    sentinels: str | None = None
+    sentinel_master: str | None = None
+    max_connections: PositiveInt = 20
+    pool_timeout_seconds: Seconds = 0.5
+    socket_timeout_seconds: Seconds = 0.5
+    connect_timeout_seconds: Seconds = 0.5
+    health_check_interval_seconds: Annotated[int, Field(ge=0)] = 30
+    critical: bool = Field(False, validation_alias=env_alias("HEALTH_REDIS_CRITICAL"))
+
+    @field_validator("url")
+    @classmethod
+    def _check_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("expected redis:// or rediss://")
+        return value
+
+    @field_validator("sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: str | None) -> str | None:
+        if value is not None:
+            for node in value.split(","):
+                host, _, port = node.strip().rpartition(":")
+                if not host or not port.isdigit():
+                    raise ValueError(f"expected host:port[,host:port...], got {node.strip()!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_needs_master(self) -> Self:
+        if self.sentinels and not self.sentinel_master:
+            raise ValueError("REDIS_SENTINEL_MASTER is required with REDIS_SENTINELS")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None or self.sentinels is not None
+
+    @property
+    def sentinel_nodes(self) -> list[tuple[str, int]]:
+        nodes = [node.strip().rpartition(":") for node in (self.sentinels or "").split(",") if node.strip()]
+        return [(host, int(port)) for host, _, port in nodes]
+
+    @property
+    def masked_url(self) -> str | None:
+        if self.url is None:
+            return None
+        return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
+
+
+class RedisResilienceSettings(ResilienceSettings):
+    model_config = group_config("REDIS_")
+    bulkhead_limit: PositiveInt = 100
+
+
+def create_client(cfg: RedisSettings) -> Redis:
+    """A client with an explicit pool, timeouts and one quick reconnect."""
+    options: dict[str, Any] = {
+        "socket_timeout": cfg.socket_timeout_seconds,
+        "socket_connect_timeout": cfg.connect_timeout_seconds,
+        "health_check_interval": cfg.health_check_interval_seconds,
+        # One reconnect replaces a connection that died with a Redis restart; more is the breaker's job.
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1),
+    }
+    if cfg.sentinels:
+        sentinel = Sentinel(cfg.sentinel_nodes, sentinel_kwargs={"socket_timeout": cfg.socket_timeout_seconds})  # type: ignore[no-untyped-call]
+        master: Redis = sentinel.master_for(cfg.sentinel_master or "", max_connections=cfg.max_connections, **options)
+        return master
+    assert cfg.url is not None  # noqa: S101 - enabled implies one of the two
+    pool = BlockingConnectionPool.from_url(
+        cfg.url.get_secret_value(), max_connections=cfg.max_connections, timeout=cfg.pool_timeout_seconds, **options
+    )
+    return Redis.from_pool(pool)
+
+
+class RedisCache:
+    """The shared cache on Redis, every call under the ``redis`` guard."""
+
+    name = "redis"
+
+    def __init__(self, client: Redis, guard: Dependency) -> None:
+        self.client = client
+        self.guard = guard
+
+    async def get(self, key: str) -> bytes | None:
+        try:
+            return await self.guard.call(self._get, key)
+        except _UNAVAILABLE as exc:
+            raise CacheUnavailable(type(exc).__name__) from exc
+
+    async def _get(self, key: str) -> bytes | None:
+        return cast(bytes | None, await self.client.get(key))  # a client without decode_responses returns bytes
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        try:
+            await self.guard.call(self.client.set, key, value, ttl_seconds)
+        except _UNAVAILABLE as exc:
+            raise CacheUnavailable(type(exc).__name__) from exc
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self.guard.call(self.client.delete, key)
+        except _UNAVAILABLE as exc:
+            raise CacheUnavailable(type(exc).__name__) from exc
+
+
+async def open_redis(assembly: Assembly) -> None:
+    cfg = assembly.settings.feature(RedisSettings)
+    if not cfg.enabled:
+        return
+    client = create_client(cfg)
+    assembly.stack.push_async_callback(closing("redis", client.aclose, assembly.settings.server.shutdown_close_seconds))
+    guard = Dependency(
+        "redis",
+        assembly.settings.feature(RedisResilienceSettings),
+        assembly.metrics,
+        call_timeout_seconds=cfg.socket_timeout_seconds,
+        critical=cfg.critical,
+    )
+    assembly.guards.append(guard)
+    assembly.checks.append(
+        health.Check("redis:responseTime", "datastore", cfg.critical, lambda: health.timed(client.ping))
+    )
+    assembly.remote_cache = RedisCache(client, guard)
+
+
+feature = Feature(
+    "redis",
+    settings={"redis": RedisSettings, "redis_resilience": RedisResilienceSettings},
+    open=open_redis,
+)

@@ -1,0 +1,75 @@
+"""The cache on a real Redis: shared, closed in order, and degrading to the in-process cache when Redis dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from {{ cookiecutter.package_name }}.settings import Settings
+from tests.conftest import SettingsFactory, client_for
+from tests.servers import ServerHandle
+
+
+async def test_values_are_shared_through_redis(redis_settings: Settings, redis_handle: ServerHandle) -> None:
+    """A stored value lands in Redis with its TTL, and a value another worker stored there is a hit."""
+    async with client_for(redis_settings) as client, Redis.from_url(redis_handle.url) as redis:
+        assert (await client.put("/test/cache/mine", content=b"v1")).status_code == 204
+        assert await redis.get("mine") == b"v1"
+        assert 0 < await redis.ttl("mine") <= redis_settings.cache.ttl_seconds
+        await redis.set("theirs", b"v2")
+        assert (await client.get("/test/cache/theirs")).content == b"v2"
+        health = (await client.get("/health/detailed")).json()
+        metrics = (await client.get("/metrics")).text
+    assert health["status"] == "pass"
+    assert {"redis:responseTime", "redis:circuitBreaker"} <= health["checks"].keys()
+    assert 'cache_requests_total{result="hit"} 1.0' in metrics
+
+
+async def test_redis_down_degrades_and_recovers(redis_settings: Settings, redis_handle: ServerHandle) -> None:
+    """With Redis killed, reads stay 200 and fast, readiness stays 200, health warns; back up, health passes again."""
+    settings = redis_settings.model_copy(
+        update={"health": redis_settings.health.model_copy(update={"cache_ttl_seconds": 0.0})}
+    )
+    async with client_for(settings) as client:
+        keys = [f"k{i}" for i in range(5)]
+        for key in keys:
+            await client.put(f"/test/cache/{key}", content=key.encode())
+        redis_handle.stop()
+        reads = []
+        for key in keys * 4:
+            started = time.perf_counter()
+            response = await client.get(f"/test/cache/{key}")
+            reads.append((response.status_code, response.content, time.perf_counter() - started))
+        ready = (await client.get("/health/ready")).status_code
+        degraded = (await client.get("/health/detailed")).json()
+        redis_handle.start()
+        started = time.monotonic()
+        while (await client.get("/health/detailed")).json()["checks"]["redis:responseTime"][0]["status"] != "pass":
+            assert time.monotonic() - started < 10, "redis check did not pass again"
+            await asyncio.sleep(0.1)
+        back = time.monotonic() - started
+        await client.put("/test/cache/again", content=b"x")
+        metrics = (await client.get("/metrics")).text
+    slowest = max(seconds for _status, _body, seconds in reads)
+    ok = [status for status, _body, _seconds in reads].count(200)
+    print(f"\n[figure] redis down: reads {ok}/{len(reads)} ok, slowest {slowest * 1000:.0f} ms; back in {back:.2f}s")
+    assert [(status, body) for status, body, _ in reads] == [(200, key.encode()) for key in keys * 4]
+    assert slowest < 1.0
+    assert ready == 200
+    assert degraded["status"] == "warn"
+    assert degraded["checks"]["redis:responseTime"][0]["status"] == "warn"
+    assert 'cache_requests_total{result="fallback"} 20.0' in metrics
+
+
+async def test_resources_close_in_reverse_order(
+    make_settings: SettingsFactory, captured_logs: Callable[[], list[str]]
+) -> None:
+    """The lifespan closes background tasks, then Redis, then the database pool, and logs each."""
+    async with client_for(make_settings(REDIS_URL="redis://127.0.0.1:1/0", REDIS_CONNECT_TIMEOUT_SECONDS="0.1")):
+        pass
+    closed = [json.loads(line)["message"] for line in captured_logs() if '"closed ' in line]
+    assert closed == ["closed background tasks", "closed redis", "closed database pool"]
