@@ -112,11 +112,11 @@ def test_postgres_stand_in_refuses_to_start_without_a_password() -> None:
 def test_baked_suites_pass_on_containers(
     default_project: Path, default_bin: Path, tool_env: dict[str, str], container_env: dict[str, str]
 ) -> None:
-    """The baked integration and failure suites pass with every server a container, none of them skipped."""
+    """The baked integration, failure and Redis suites pass with every server a container, none of them skipped."""
     started = time.monotonic()
     result = run(
         [str(default_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
-        + ["tests/integration", "tests/failures"],
+        + ["tests/integration", "tests/failures", "tests/redis_cache"],
         cwd=default_project,
         env={**tool_env, **container_env, "TEST_SERVERS": "containers", "REQUIRE_SERVICES": "1"},
         timeout=900,

@@ -290,7 +290,7 @@ def test_without_redis_the_manifests_name_no_redis(default_bin: Path, tmp_path: 
     project = bake(tmp_path, include_redis="no")
     rendered = render(project)
     names = settings_info(default_bin, project, {}, tmp_path)["names"]
-    for overlay, objects in rendered.items():
+    for objects in rendered.values():
         assert sorted(one(objects, "ConfigMap")["data"]) == sorted(names)
         egress = one(objects, "NetworkPolicy")["spec"]["egress"]
         assert sorted(port["port"] for rule in egress for port in rule["ports"]) == [53, 53, 5432]
