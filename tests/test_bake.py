@@ -62,16 +62,17 @@ def test_own_suite_passes_with_real_services(
     assert "skipped" not in summary and "failed" not in summary and "error" not in summary
 
 
-# Options that change Python code get their own full suite; the others change files the suite does not read
-# (manifests, dashboards, workflows, licence), so their unit suite runs, and the default's full suite speaks
-# for the rest.
+# The default answers turn every option on; their full suite runs in test_own_suite_passes_with_real_services.
+# The minimal combination, every option off, runs its full suite too: without the example API and Redis the
+# integration and failure tests still hold. Every other combination runs the part of its suite that needs no
+# server (tests/unit), as well as ruff and mypy.
 EVERYTHING = {"include_k8s": "yes", "include_monitoring": "yes", "include_redis": "yes", "include_example_api": "yes"}
 NOTHING = {"include_k8s": "no", "include_monitoring": "no", "include_redis": "no", "include_example_api": "no"}
 COMBINATIONS = [
     pytest.param({"include_k8s": "no"}, "unit", id="no-k8s"),
     pytest.param({"include_monitoring": "no"}, "unit", id="no-monitoring"),
-    pytest.param({"include_redis": "no"}, "full", id="no-redis"),
-    pytest.param({"include_example_api": "no"}, "full", id="no-example-api"),
+    pytest.param({"include_redis": "no"}, "unit", id="no-redis"),
+    pytest.param({"include_example_api": "no"}, "unit", id="no-example-api"),
     pytest.param({"ci": "none"}, "unit", id="no-ci"),
     pytest.param({"license": "Proprietary"}, "unit", id="proprietary"),
     pytest.param({"python_version": "3.12", "port": "9000"}, "unit", id="py312-port9000"),

@@ -15,7 +15,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
-from sqlalchemy.engine import make_url
 
 from .. import health
 from ..cache import CacheUnavailable
@@ -71,12 +70,6 @@ class RedisSettings(Group):
     def sentinel_nodes(self) -> list[tuple[str, int]]:
         nodes = [node.strip().rpartition(":") for node in (self.sentinels or "").split(",") if node.strip()]
         return [(host, int(port)) for host, _, port in nodes]
-
-    @property
-    def masked_url(self) -> str | None:
-        if self.url is None:
-            return None
-        return make_url(self.url.get_secret_value()).render_as_string(hide_password=True)
 
 
 class RedisResilienceSettings(ResilienceSettings):
