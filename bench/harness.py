@@ -107,9 +107,16 @@ class Bench:
         env = self.env("bare", port) | {"BENCH_ENGINE": json.dumps(self.config["db"])}
         return self._start("bare", cmd, env, port, "/health/live")
 
-    def wrk(self, server: procs.Server, request: Request) -> load.WrkResult:
+    def wrk(self, server: procs.Server, request: Request) -> dict[str, float | int]:
+        """One measured wrk run after a warm-up: wrk's figures, and the worker's CPU time per request.
+
+        CPU per request is the steadier figure on a shared machine: a neighbour that takes the CPU away
+        lowers the requests per second of a run, not what each request costs.
+        """
         args = self.args
         load.wrk(server.url, request, seconds=args.warmup, connections=CONNECTIONS, script_dir=self.tmp)
+        cpu = server.cpu_seconds()
         result = load.wrk(server.url, request, seconds=args.seconds, connections=CONNECTIONS, script_dir=self.tmp)
+        cpu = server.cpu_seconds() - cpu
         server.truncate_log()
-        return result
+        return {**result.as_dict(), "cpu_us": round(cpu / max(result.requests, 1) * 1e6, 1)}

@@ -74,6 +74,11 @@ class Server:
             raise RuntimeError(f"{self.name}: expected one gunicorn worker, found {children}")
         return int(children[0])
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the worker has used so far."""
+        fields = Path(f"/proc/{self.worker_pid()}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.worker_pid()}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

@@ -33,6 +33,7 @@ class Goal:
 def route_summary(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median of each side over the pairs, and the ratio of every pair (A/B throughput)."""
     ratios = [pair["A"]["rps"] / pair["B"]["rps"] if pair["B"]["rps"] else 0.0 for pair in pairs]
+    cpu_ratios = [pair["B"]["cpu_us"] / pair["A"]["cpu_us"] if pair["A"]["cpu_us"] else 0.0 for pair in pairs]
 
     def median(side: str, key: str) -> float:
         return round(float(statistics.median(pair[side][key] for pair in pairs)), 3)
@@ -40,7 +41,8 @@ def route_summary(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "ratios": [round(ratio, 3) for ratio in ratios],
         "ratio": round(statistics.median(ratios), 3),
-        **{f"{side}_{key}": median(side, key) for side in "AB" for key in ("rps", "p50_ms", "p99_ms")},
+        "cpu_ratio": round(statistics.median(cpu_ratios), 3),
+        **{f"{side}_{key}": median(side, key) for side in "AB" for key in ("rps", "p50_ms", "p99_ms", "cpu_us")},
         "A_errors": sum(pair["A"]["socket_errors"] + pair["A"]["non_2xx"] for pair in pairs),
         "B_errors": sum(pair["B"]["socket_errors"] + pair["B"]["non_2xx"] for pair in pairs),
     }
@@ -49,7 +51,7 @@ def route_summary(pairs: list[dict[str, Any]]) -> dict[str, Any]:
 def table(results: dict[str, Any], goals: dict[str, Goal]) -> str:
     head = (
         f"{'route':<34} {'A req/s':>9} {'B req/s':>9} {'A/B per pair':<20} {'ratio':>6} {'goal':>8} {'':4} "
-        f"{'A p50/p99 ms':>14} {'B p50/p99 ms':>14} {'errors A/B':>10}"
+        f"{'A p50/p99 ms':>14} {'B p50/p99 ms':>14} {'errors A/B':>10} {'CPU us/req A/B':>15} {'B/A':>5}"
     )
     lines = [head, "-" * len(head)]
     for key, route in results["routes"].items():
@@ -60,7 +62,8 @@ def table(results: dict[str, Any], goals: dict[str, Goal]) -> str:
         lines.append(
             f"{route['label']:<34} {s['A_rps']:>9.0f} {s['B_rps']:>9.0f} {per_pair:<20} {s['ratio']:>6.2f} "
             f"{goal.describe():>8} {verdict:4} {s['A_p50_ms']:>6.2f}/{s['A_p99_ms']:<7.2f} "
-            f"{s['B_p50_ms']:>6.2f}/{s['B_p99_ms']:<7.2f} {s['A_errors']:>4}/{s['B_errors']:<5}"
+            f"{s['B_p50_ms']:>6.2f}/{s['B_p99_ms']:<7.2f} {s['A_errors']:>4}/{s['B_errors']:<5} "
+            f"{s['A_cpu_us']:>7.0f}/{s['B_cpu_us']:<7.0f} {s['cpu_ratio']:>5.2f}"
         )
     lines.append("")
     for key, label, value, detail in _other_rows(results):

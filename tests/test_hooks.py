@@ -126,6 +126,8 @@ def test_good_answer_passes(field: str, value: str) -> None:
         pytest.param("include_k8s", "maybe", id="k8s-maybe"),
         pytest.param("include_k8s", "Yes", id="k8s-capital"),
         pytest.param("include_monitoring", "", id="monitoring-empty"),
+        pytest.param("include_redis", "true", id="redis-true"),
+        pytest.param("include_example_api", "n", id="example-api-n"),
     ],
 )
 def test_bad_answer_yields_one_line_naming_the_field(field: str, value: str) -> None:
@@ -202,6 +204,8 @@ NOT_A_CHOICE = "provided for choice variable {field},"
         pytest.param("port= 80", "port", id="port-space"),
         pytest.param("python_version=2.7", "python_version", id="python-2.7"),
         pytest.param("include_k8s=maybe", "include_k8s", id="k8s-maybe"),
+        pytest.param("include_redis=false", "include_redis", id="redis-false"),
+        pytest.param("include_example_api=none", "include_example_api", id="example-api-none"),
         pytest.param(
             "project_slug=a/b",
             "project_slug",
@@ -245,13 +249,19 @@ def test_cli_unicode_name_bakes_ascii_names(tmp_path: Path) -> None:
 
 
 def test_cli_unchosen_parts_are_absent(tmp_path: Path) -> None:
-    """Answering no to the optional parts bakes a project without their folders."""
-    result = cli_bake(tmp_path, "include_k8s=no", "include_monitoring=no")
+    """Answering no to the optional parts bakes a project without their files, and warns of nothing."""
+    answers = ["include_k8s=no", "include_monitoring=no", "include_redis=no", "include_example_api=no", "ci=none"]
+    result = cli_bake(tmp_path, *answers)
     assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
     project = tmp_path / "orders-service"
-    assert project.is_dir()
-    assert not (project / "k8s").exists()
-    assert not (project / "monitoring").exists()
+    package = project / "src" / "orders_service"
+    assert project.is_dir() and (package / "app.py").is_file()
+    for gone in ("k8s", "monitoring", ".github", "tests/redis_cache", "tests/items"):
+        assert not (project / gone).exists(), gone
+    assert sorted(path.name for path in (package / "features").iterdir()) == ["__init__.py"]
+    assert not (package / "items").exists()
+    assert sorted(path.name for path in (package / "migrations" / "versions").iterdir()) == ["README.md"]
 
 
 @pytest.mark.parametrize(

@@ -54,8 +54,9 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @asynccontextmanager
 async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_test_app(settings)  # first: it points logging at this test's stdout, which the migration logs to
     await migrations.upgrade(settings.db)
-    async with serve(create_test_app(settings)) as client:
+    async with serve(app) as client:
         yield client
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__, admin, cache, db, errors, features, health
 from .metrics import Metrics
-from .observability import RequestContextMiddleware, configure_logging
+from .observability import AccessLog, RequestContextMiddleware, configure_logging
 from .resilience import DeadlineMiddleware, Deadlines, Dependency
 from .settings import Settings
 from .shutdown import Lifecycle, closing, drain_on_sigterm
@@ -33,11 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     lifecycle = Lifecycle()
     metrics = Metrics()
     deadlines = Deadlines()
+    access = AccessLog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            yield {"state": await _open(settings, lifecycle, metrics, deadlines, stack)}
+            yield {"state": await _open(settings, lifecycle, metrics, deadlines, access, stack)}
             log.info("shutting down: closing resources")
 
     app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan)
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware,
         metrics=metrics,
+        access=access,
         unmetered=frozenset({"/metrics"}),
         crash_response=errors.crash_response,
     )
@@ -70,7 +72,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def _open(
-    settings: Settings, lifecycle: Lifecycle, metrics: Metrics, deadlines: Deadlines, stack: AsyncExitStack
+    settings: Settings,
+    lifecycle: Lifecycle,
+    metrics: Metrics,
+    deadlines: Deadlines,
+    access: AccessLog,
+    stack: AsyncExitStack,
 ) -> State:
     budget = settings.server.shutdown_close_seconds
     engine = db.create_engine(settings.db, application_name=settings.service.name)
@@ -115,8 +122,11 @@ async def _open(
         ),
     )
     tasks = [
-        asyncio.create_task(metrics.sample_forever([db.pool_sampler(engine)]), name="metrics-sampler"),
+        asyncio.create_task(
+            metrics.sample_forever([db.pool_sampler(engine), deadlines.sample_in_flight]), name="metrics-sampler"
+        ),
         asyncio.create_task(deadlines.watch(), name="request-deadlines"),
+        asyncio.create_task(access.flush_forever(), name="access-log"),
     ]
     stack.push_async_callback(closing("background tasks", lambda: _cancel(tasks), budget))
     stack.callback(drain_on_sigterm(lifecycle, asyncio.get_running_loop()))

@@ -104,6 +104,17 @@ def test_sigterm_under_load_drains_in_flight_requests(tmp_path: Path, postgres: 
     assert any("draining" in m for m in messages)
 
 
+def test_access_lines_reach_the_log_without_other_output(tmp_path: Path, migrated: str) -> None:
+    """Access lines are written in batches, yet a lone request's line is in the log within a second."""
+    with gunicorn(tmp_path, DATABASE_URL=migrated, workers=1) as server:
+        assert status(f"{server.url}/test/query") == 200
+        waited = wait_for(
+            lambda: any(r.get("route") == "/test/query" and r.get("status") == 200 for r in server.records()),
+            timeout=1,
+        )
+    print(f"\n[figure] a lone request's access line was in the log {waited:.2f} s after its response")
+
+
 def test_killed_worker_is_replaced(tmp_path: Path, migrated: str) -> None:
     """A worker killed with SIGKILL is replaced, requests keep succeeding, and its live gauges leave /metrics."""
     with gunicorn(tmp_path, DATABASE_URL=migrated) as server:

@@ -122,3 +122,29 @@ async def test_deadline_answers_504(make_settings: SettingsFactory) -> None:
         response = await client.get("/slow", headers={"x-request-timeout": "0.05"})
     assert response.status_code == 504
     assert response.headers["content-type"] == PROBLEM
+
+
+async def test_requests_in_progress_are_sampled(make_settings: SettingsFactory) -> None:
+    """http_requests_inprogress shows the requests being served, within one sampling interval (0.5 s)."""
+    import asyncio
+
+    from {{ cookiecutter.package_name }}.app import create_app
+    from tests.conftest import serve
+
+    app = create_app(make_settings())
+    release = asyncio.Event()
+
+    @app.get("/held")
+    async def held() -> None:
+        await release.wait()
+
+    async with serve(app) as client:
+        requests = [asyncio.create_task(client.get("/held")) for _ in range(3)]
+        await asyncio.sleep(0.7)
+        during = (await client.get("/metrics")).text
+        release.set()
+        await asyncio.gather(*requests)
+        await asyncio.sleep(0.7)
+        after = (await client.get("/metrics")).text
+    assert "http_requests_inprogress 3.0" in during
+    assert "http_requests_inprogress 0.0" in after
