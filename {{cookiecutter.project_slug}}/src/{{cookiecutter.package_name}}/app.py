@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     deadlines = Deadlines()
     access = AccessLog()
+    parts = features.installed()  # before the error handlers: importing a part registers its client's errors
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan)
     errors.install(app)
     app.include_router(health.build_router(settings.health, lifecycle, __version__))
-    for feature in features.installed():
+    for feature in parts:
         for router in feature.routers:
             app.include_router(router)
     if settings.service.admin_token is not None:

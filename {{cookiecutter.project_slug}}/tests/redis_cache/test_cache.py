@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 
@@ -63,6 +64,9 @@ async def test_redis_down_degrades_and_recovers(redis_settings: Settings, redis_
     assert degraded["status"] == "warn"
     assert degraded["checks"]["redis:responseTime"][0]["status"] == "warn"
     assert 'cache_requests_total{result="fallback"} 20.0' in metrics
+    # Redis's errors count against its breaker: the classifier knows them (features/redis_cache.py registers them).
+    failures = re.search(r'dependency_calls_total\{dependency="redis",outcome="failure"\} (\S+)', metrics)
+    assert failures is not None and float(failures.group(1)) >= 1
 
 
 async def test_resources_close_in_reverse_order(
