@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,21 @@ def run(
     if result.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout[-8000:]}\n{result.stderr[-8000:]}")
     return result
+
+
+def run_suite(label: str, bin_dir: Path, project: Path, env: dict[str, str], *paths: str) -> None:
+    """Run a baked project's pytest (all of it, or ``paths``) and fail unless it passed with nothing skipped."""
+    started = time.monotonic()
+    result = run(
+        [str(bin_dir / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *paths],
+        cwd=project,
+        env=env,
+        timeout=900,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    print(f"\n{label}: {summary} (wall {time.monotonic() - started:.0f}s)")
+    assert " passed" in summary
+    assert "skipped" not in summary and "failed" not in summary and "error" not in summary
 
 
 def project_venv(project: Path) -> Path:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, bake, run
+from conftest import TEMPLATE, bake, run, run_suite
 
 UNRENDERED = re.compile(r"{{\s*cookiecutter\.|{%-?\s")
 # One mypy cache for every bake: mypy re-checks only what differs from a project it has seen (and what depends
@@ -49,17 +48,8 @@ def test_own_suite_passes_with_real_services(
 
     test_containers.py runs the integration and failure suites again with every server a container.
     """
-    started = time.monotonic()
-    result = run(
-        [str(default_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
-        cwd=default_project,
-        env={**tool_env, "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"},
-        timeout=900,
-    )
-    summary = result.stdout.strip().splitlines()[-1]
-    print(f"\nbaked suite: {summary} (wall {time.monotonic() - started:.0f}s)")
-    assert " passed" in summary
-    assert "skipped" not in summary and "failed" not in summary and "error" not in summary
+    env = {**tool_env, "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"}
+    run_suite("baked suite", default_bin, default_project, env)
 
 
 # The default answers turn every option on; their full suite runs in test_own_suite_passes_with_real_services.
@@ -98,18 +88,8 @@ def test_combination_bakes_clean(
     run([str(default_bin / "ruff"), "check", "--no-cache", "."], cwd=project)
     run([str(default_bin / "ruff"), "format", "--check", "--no-cache", "."], cwd=project)
     run([str(default_bin / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests"], cwd=project)
-    started = time.monotonic()
-    result = run(
-        [str(default_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
-        + (["tests/unit"] if suite == "unit" else []),
-        cwd=project,
-        env={**tool_env, "PYTHONPATH": str(project / "src"), "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"},
-        timeout=900,
-    )
-    summary = result.stdout.strip().splitlines()[-1]
-    print(f"\n{suite} suite: {summary} (wall {time.monotonic() - started:.0f}s)")
-    assert " passed" in summary
-    assert "skipped" not in summary and "failed" not in summary and "error" not in summary
+    env = {**tool_env, "PYTHONPATH": str(project / "src"), "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"}
+    run_suite(f"{suite} suite", default_bin, project, env, *(["tests/unit"] if suite == "unit" else []))
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, run
+from conftest import TEMPLATE, run, run_suite
 
 SCRIPT = TEMPLATE / "scripts" / "container-sandbox"
 
@@ -113,15 +113,6 @@ def test_baked_suites_pass_on_containers(
     default_project: Path, default_bin: Path, tool_env: dict[str, str], container_env: dict[str, str]
 ) -> None:
     """The baked integration, failure and Redis suites pass with every server a container, none of them skipped."""
-    started = time.monotonic()
-    result = run(
-        [str(default_bin / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"]
-        + ["tests/integration", "tests/failures", "tests/redis_cache"],
-        cwd=default_project,
-        env={**tool_env, **container_env, "TEST_SERVERS": "containers", "REQUIRE_SERVICES": "1"},
-        timeout=900,
-    )
-    summary = result.stdout.strip().splitlines()[-1]
-    print(f"\nbaked suites on containers: {summary} (wall {time.monotonic() - started:.0f}s)")
-    assert " passed" in summary
-    assert "skipped" not in summary and "failed" not in summary and "error" not in summary
+    env = {**tool_env, **container_env, "TEST_SERVERS": "containers", "REQUIRE_SERVICES": "1"}
+    suites = ["tests/integration", "tests/failures", "tests/redis_cache"]
+    run_suite("baked suites on containers", default_bin, default_project, env, *suites)

@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from sqlalchemy import text
 
 from {{ cookiecutter.package_name }} import migrations
 from {{ cookiecutter.package_name }}.db import Base, create_engine
-from {{ cookiecutter.package_name }}.settings import DbSettings, Settings
+from {{ cookiecutter.package_name }}.settings import DbSettings, Settings, SettingsError
 from tests.routes import create_test_app
 from tests.servers import ServerHandle, postgres_server
 
@@ -58,6 +59,25 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     await migrations.upgrade(settings.db)
     async with serve(app) as client:
         yield client
+
+
+def refusal(make_settings: SettingsFactory, **env: str) -> str:
+    """The single line naming what is wrong with ``env``; fails unless the settings refuse it with exactly one."""
+    with pytest.raises(SettingsError) as raised:
+        make_settings(**env)
+    lines = str(raised.value).splitlines()
+    assert len(lines) == 1
+    return lines[0]
+
+
+async def problem(settings: Settings, method: str, path: str, body: bytes | None, status: int) -> dict[str, Any]:
+    """The body of a request that must answer ``status`` as RFC 9457 problem+json."""
+    async with client_for(settings) as client:
+        response = await client.request(method, path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body_json: dict[str, Any] = response.json()
+    return body_json
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import SettingsFactory, client_for
-
-PROBLEM = "application/problem+json"
+from tests.conftest import SettingsFactory, client_for, problem
 
 
 async def test_items_round_trip(make_settings: SettingsFactory) -> None:
@@ -47,11 +45,7 @@ async def test_bad_requests_get_problem_json(
     make_settings: SettingsFactory, method: str, path: str, body: bytes | None, status: int
 ) -> None:
     """Every client error of the items API answers its 4xx as RFC 9457 problem+json, never a 500."""
-    async with client_for(make_settings()) as client:
-        response = await client.request(method, path, content=body, headers={"content-type": "application/json"})
-    assert response.status_code == status
-    assert response.headers["content-type"] == PROBLEM
-    assert response.json()["status"] == status
+    assert (await problem(make_settings(), method, path, body, status))["status"] == status
 
 
 async def test_cache_aside_serves_repeated_reads(make_settings: SettingsFactory) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import SettingsFactory, client_for
+from tests.conftest import SettingsFactory, client_for, problem
 
 PROBLEM = "application/problem+json"
 
@@ -26,12 +26,8 @@ async def test_bad_requests_get_problem_json(
     make_settings: SettingsFactory, method: str, path: str, body: bytes | None, status: int
 ) -> None:
     """Every client error answers its 4xx as RFC 9457 problem+json, never a 500."""
-    async with client_for(make_settings()) as client:
-        response = await client.request(method, path, content=body, headers={"content-type": "application/json"})
-    assert response.status_code == status
-    assert response.headers["content-type"] == PROBLEM
-    problem = response.json()
-    assert problem["status"] == status and problem["title"]
+    answer = await problem(make_settings(), method, path, body, status)
+    assert answer["status"] == status and answer["title"]
 
 
 async def test_a_crash_is_a_500_without_the_exception_text(make_settings: SettingsFactory) -> None:

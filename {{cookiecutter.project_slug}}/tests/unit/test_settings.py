@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from {{ cookiecutter.package_name }}.settings import SettingsError
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, refusal
 
 
 def test_defaults_suit_request_paths(make_settings: SettingsFactory) -> None:
@@ -53,11 +53,7 @@ def test_empty_value_counts_as_unset(make_settings: SettingsFactory) -> None:
 )
 def test_invalid_value_names_the_variable(make_settings: SettingsFactory, env: dict[str, str], variable: str) -> None:
     """Each invalid value is one line that starts with the variable's name."""
-    with pytest.raises(SettingsError) as raised:
-        make_settings(**env)
-    lines = str(raised.value).splitlines()
-    assert len(lines) == 1
-    assert variable in lines[0]
+    assert variable in refusal(make_settings, **env)
 
 
 def test_secrets_do_not_appear_in_errors(make_settings: SettingsFactory) -> None:
