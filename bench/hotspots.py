@@ -54,10 +54,9 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
     ("SQLAlchemy", ("(sqlalchemy/",)),
     ("pydantic", ("(pydantic",)),
     ("service: dependency guard", ("resilience/dependency.py", "resilience/breaker.py", "resilience/bulkhead.py")),
-    ("service: deadline middleware", ("resilience/deadline.py",)),
     ("metrics middleware (instrumentator)", ("(prometheus_fastapi_instrumentator/",)),
-    ("service: request context middleware", ("/observability.py",)),
-    ("service: probe bypass", ("ProbeBypass",)),
+    ("service: request middleware (id, deadline, metrics)", ("/middleware.py", "resilience/deadline.py")),
+    ("service: access log and request id", ("/observability.py",)),
     ("service: other code", ("(PACKAGE/",)),
     (
         "FastAPI/Starlette: routing, dependencies, responses",

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__, admin, cache, db, errors, features, health
 from .metrics import Metrics
-from .observability import AccessLog, RequestContextMiddleware, configure_logging
-from .resilience import DeadlineMiddleware, Deadlines, Dependency
+from .middleware import RequestMiddleware
+from .observability import AccessLog, configure_logging
+from .resilience import Deadlines, Dependency
 from .settings import Settings
 from .shutdown import Lifecycle, closing, drain_on_sigterm
 from .state import Guards, State
@@ -52,23 +53,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(admin.build_router(settings.service.admin_token.get_secret_value()))
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
 
-    # Added innermost first: requests pass the probe bypass, the request context, then the deadline.
     app.add_middleware(
-        DeadlineMiddleware,
+        RequestMiddleware,
+        # Probes go straight here, past every middleware; FastAPI's own innermost layer (it scopes dependencies
+        # with yield) stays in front of the router.
+        router=AsyncExitStackMiddleware(app.router),
+        probe_paths=health.probe_paths(settings.health),
+        unmetered=frozenset({"/metrics"}),
         timeout=settings.service.request_timeout,
         deadlines=deadlines,
-        timeout_response=errors.timeout_response,
-    )
-    app.add_middleware(
-        RequestContextMiddleware,
         metrics=metrics,
         access=access,
-        unmetered=frozenset({"/metrics"}),
+        timeout_response=errors.timeout_response,
         crash_response=errors.crash_response,
     )
-    # FastAPI's own innermost layer (it scopes dependencies with yield) stays in front of the router.
-    probe_target = AsyncExitStackMiddleware(app.router)
-    app.add_middleware(health.ProbeBypass, paths=health.probe_paths(settings.health), router=probe_target)
     return app
 
 

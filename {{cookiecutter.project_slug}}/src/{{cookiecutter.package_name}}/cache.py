@@ -75,9 +75,9 @@ class Cache:
         self.remote = remote
         self.ttl_seconds = cfg.ttl_seconds
         self.local = local
-        self._hits = metrics.cache_requests.labels("hit")
-        self._misses = metrics.cache_requests.labels("miss")
-        self._fallbacks = metrics.cache_requests.labels("fallback")
+        self._hits = metrics.batched_counter(metrics.cache_requests, "hit")
+        self._misses = metrics.batched_counter(metrics.cache_requests, "miss")
+        self._fallbacks = metrics.batched_counter(metrics.cache_requests, "fallback")
         self._write_failures = metrics.cache_write_failures
 
     @property

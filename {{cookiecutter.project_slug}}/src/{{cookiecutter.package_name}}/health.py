@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .db import PoolStats, pool_stats
 from .errors import problem, problem_response
@@ -168,25 +167,6 @@ def _ietf(results: dict[str, tuple[Check, Result]]) -> dict[str, list[dict[str, 
             entry["output"] = result.output
         checks[name] = [entry]
     return checks
-
-
-class ProbeBypass:
-    """Probes skip every middleware and go straight to the router: no access log, no metrics, no deadline.
-
-    A kubelet probing every few seconds per pod is noise in logs and request metrics, and liveness must
-    answer even when the rest of the stack is struggling.
-    """
-
-    def __init__(self, app: ASGIApp, *, paths: frozenset[str], router: ASGIApp) -> None:
-        self.app = app
-        self.paths = paths
-        self.router = router
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths and scope["method"] == "GET":
-            await self.router(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 def probe_paths(cfg: HealthSettings) -> frozenset[str]:

@@ -3,12 +3,21 @@
 Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set before any worker imports prometheus_client, so
 every value lands in a per-process file and ``/metrics`` aggregates them; each Gauge says how.
 Single-process runs (the dev server, tests) use the app's own registry.
+
+What moves on every request or every dependency call (request count and latency, dependency latency,
+cache reads) is counted in process memory first (``Batched*``) and published to prometheus_client by
+``Metrics.publish()``: every sampling interval (0.5 s), before each scrape this process answers, and when the
+lifespan ends. In multiprocess mode each prometheus_client update is a write to the worker's mmap'ed file
+behind a lock and a pid check, about 1.2 us per value and two values per histogram observation; published
+in batches, a request's three writes cost one addition each. prometheus_client has no bulk update for a
+histogram, so ``BatchedHistogram`` adds into the child's own bucket values (checked when it is created).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -85,16 +94,46 @@ class Metrics:
         self.event_loop_lag = Gauge(
             "event_loop_lag_seconds", "How late the event loop ran a timer.", registry=r, multiprocess_mode="livemax"
         )
+        self._counters: dict[Counter, BatchedCounter] = {}
+        self._histograms: dict[Histogram, BatchedHistogram] = {}
+
+    def batched_counter(self, counter: Counter, *labels: str) -> BatchedCounter:
+        """The batch of ``counter`` (with ``labels``): the same one for the same series."""
+        child = counter.labels(*labels) if labels else counter
+        batch = self._counters.get(child)
+        if batch is None:
+            batch = self._counters[child] = BatchedCounter(child)
+        return batch
+
+    def batched_histogram(self, histogram: Histogram, *labels: str) -> BatchedHistogram:
+        """The batch of ``histogram`` (with ``labels``): the same one for the same series."""
+        child = histogram.labels(*labels) if labels else histogram
+        batch = self._histograms.get(child)
+        if batch is None:
+            batch = self._histograms[child] = BatchedHistogram(child)
+        return batch
+
+    def publish(self) -> None:
+        """Hand every batched count and observation to prometheus_client."""
+        for counter in self._counters.values():
+            counter.publish()
+        for histogram in self._histograms.values():
+            histogram.publish()
 
     async def sample_forever(self, samplers: Sequence[Callable[[Metrics], None]], interval: float = 0.5) -> None:
-        """Every ``interval``: record how late the timer fired (a blocked loop shows here first), then run samplers."""
+        """Every ``interval``: record how late the timer fired (a blocked loop shows here first), run samplers,
+        publish the batches; publish once more when cancelled, at shutdown."""
         loop = asyncio.get_running_loop()
-        while True:
-            expected = loop.time() + interval
-            await asyncio.sleep(interval)
-            self.event_loop_lag.set(max(0.0, loop.time() - expected))
-            for sample in samplers:
-                sample(self)
+        try:
+            while True:
+                expected = loop.time() + interval
+                await asyncio.sleep(interval)
+                self.event_loop_lag.set(max(0.0, loop.time() - expected))
+                for sample in samplers:
+                    sample(self)
+                self.publish()
+        finally:
+            self.publish()
 
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
@@ -104,5 +143,57 @@ class Metrics:
         return generate_latest(self.registry)
 
     async def endpoint(self, request: Request) -> Response:
+        self.publish()
         # Reading every worker's files is blocking I/O: keep it off the event loop.
         return Response(await asyncio.to_thread(self.exposition), media_type=CONTENT_TYPE_LATEST)
+
+
+class BatchedCounter:
+    """A counter child's increments, kept until ``publish()``."""
+
+    __slots__ = ("_child", "_pending")
+
+    def __init__(self, child: Counter) -> None:
+        self._child = child
+        self._pending = 0
+
+    def inc(self) -> None:
+        self._pending += 1
+
+    def publish(self) -> None:
+        if self._pending:
+            pending, self._pending = self._pending, 0
+            self._child.inc(pending)
+
+
+class BatchedHistogram:
+    """A histogram child's observations, as bucket counts and a sum, kept until ``publish()``."""
+
+    __slots__ = ("_bounds", "_buckets", "_counts", "_pending", "_sum", "_total")
+
+    def __init__(self, child: Histogram) -> None:
+        # The child's own values: prometheus_client keeps one per bucket (not cumulative) and one for the sum.
+        self._bounds: list[float] = child._upper_bounds
+        self._buckets = child._buckets
+        self._sum = child._sum
+        if len(self._buckets) != len(self._bounds):
+            raise TypeError("this prometheus_client keeps histogram buckets another way: update BatchedHistogram")
+        self._counts = [0] * len(self._bounds)
+        self._total = 0.0
+        self._pending = False
+
+    def observe(self, value: float) -> None:
+        # Prometheus buckets are upper-inclusive: the first bound >= value, as Histogram.observe finds it.
+        self._counts[bisect_left(self._bounds, value)] += 1
+        self._total += value
+        self._pending = True
+
+    def publish(self) -> None:
+        if not self._pending:
+            return
+        counts, self._counts = self._counts, [0] * len(self._bounds)
+        total, self._total, self._pending = self._total, 0.0, False
+        for bucket, count in zip(self._buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+        self._sum.inc(total)

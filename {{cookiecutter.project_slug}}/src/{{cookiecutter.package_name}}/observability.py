@@ -1,13 +1,15 @@
-"""JSON logs with a per-request correlation id, and the Prometheus metrics of the service.
+"""JSON logs with a per-request correlation id, and the access log.
 
-The request id lives in a ContextVar set by pure ASGI middleware (``BaseHTTPMiddleware`` would run the
-endpoint in another task and lose it), so every log line of a request carries it without passing it around.
+The request id lives in a ContextVar set by the request middleware (``middleware.py``), so every log line of a
+request carries it without passing it around.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import random
 import re
 import sys
@@ -17,10 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import orjson
-from prometheus_client import Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from .metrics import Metrics
+from starlette.types import Scope
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -82,13 +81,24 @@ def configure_logging(level: str) -> None:
 def new_request_id(header: bytes | None) -> str:
     """The caller's id when it is well-formed (letters, digits, ``._:-``, up to 128), else a fresh one.
 
-    Not a uuid4: a correlation id needs uniqueness, not unpredictability, and os.urandom costs a syscall.
+    A fresh id is 32 hex digits, as a uuid4's: 64 random bits drawn once per process, then a counter. A
+    correlation id needs uniqueness, not unpredictability; a uuid4 or 128 random bits per request cost 1-2 us.
     """
     if header:
         candidate = header.decode("latin-1")
         if _VALID_REQUEST_ID.fullmatch(candidate):
             return candidate
-    return f"{random.getrandbits(128):032x}"
+    return f"{_id_prefix}{next(_id_counter):016x}"
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = f"{random.getrandbits(64):016x}", itertools.count()
+
+
+_id_prefix, _id_counter = "", itertools.count()
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)  # gunicorn's workers are forks: each draws its own
 
 
 class AccessLog:
@@ -149,86 +159,3 @@ class AccessLog:
                 self.flush()
         finally:
             self.flush()
-
-
-class RequestContextMiddleware:
-    """Per request, in one pass: the correlation id in and out, the HTTP metrics, one access log line, and a
-    problem+json 500 for an exception that escaped every handler.
-
-    The metrics carry prometheus-fastapi-instrumentator's names and labels (``http_requests_total``,
-    ``http_request_duration_seconds``; ``http_requests_inprogress`` is sampled, ``Deadlines.sample_in_flight``) but
-    are recorded here: its middleware matches every route twice per request to find the template and builds a
-    Response object for its metric callbacks, which cost more than the rest of the stack together (see ``make
-    bench`` at the template root), while the router has already written the template into ``scope["route"]``.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        metrics: Metrics,
-        access: AccessLog,
-        unmetered: frozenset[str],
-        crash_response: ASGIApp,
-    ) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.access = access
-        self.unmetered = unmetered
-        self.crash_response = crash_response
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = new_request_id(_header(scope, b"x-request-id"))
-        token = request_id_var.set(request_id)
-        id_header = (b"x-request-id", request_id.encode())
-        started = time.perf_counter()
-        status = 500
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            access_log.exception("unhandled error", extra={"path": scope["path"]})
-            if response_started:
-                raise
-            await self.crash_response(scope, receive, send_with_id)
-        finally:
-            elapsed = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None)
-            if scope["path"] not in self.unmetered:
-                self._record(route or "none", scope["method"], status, elapsed)
-                if self.access.enabled:
-                    self.access.write(scope, route, status, elapsed, request_id)
-            request_id_var.reset(token)
-
-    def _record(self, handler: str, method: str, status: int, elapsed: float) -> None:
-        key = (handler, method, status)
-        children = self._children.get(key)
-        if children is None:
-            metrics = self.metrics
-            children = (
-                metrics.http_requests.labels(handler, method, str(status)),
-                metrics.http_latency.labels(handler, method),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(elapsed)
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None

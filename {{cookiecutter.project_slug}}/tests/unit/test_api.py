@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -58,11 +61,31 @@ async def test_request_id_is_echoed_and_logged(
         assert response.headers["x-request-id"] == "abc-123"
         hostile = await client.get("/test/cache/1", headers={"x-request-id": "bad id\twith spaces"})
         assert hostile.headers["x-request-id"] != "bad id\twith spaces"
+        fresh = {(await client.get("/test/cache/1")).headers["x-request-id"] for _ in range(3)}
+    assert len(fresh) == 3 and all(re.fullmatch("[0-9a-f]{32}", request_id) for request_id in fresh)
     records = [json.loads(line) for line in captured_logs()]
     access = [r for r in records if r.get("message") == "request" and r.get("request_id") == "abc-123"]
     assert len(access) == 1
     assert access[0]["route"] == "/test/cache/{key}"
     assert access[0]["status"] == 404
+
+
+def test_forked_workers_draw_their_own_request_ids() -> None:
+    """gunicorn's workers are forks of one process: each draws its own id prefix, so no two hand out one id."""
+    script = (
+        "import os\n"
+        "from {{ cookiecutter.package_name }}.observability import new_request_id\n"
+        "parent = new_request_id(None)\n"
+        "read, write = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.write(write, new_request_id(None).encode())\n"
+        "    os._exit(0)\n"
+        "os.wait()\n"
+        "print(parent, os.read(read, 64).decode())\n"
+    )
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    parent, child = output.split()
+    assert parent[:16] != child[:16]
 
 
 async def test_probes_are_neither_logged_nor_counted(

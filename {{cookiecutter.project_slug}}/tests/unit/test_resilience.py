@@ -161,6 +161,37 @@ async def test_bulkhead_refuses_after_a_short_wait() -> None:
     assert bulkhead.in_use == 2
 
 
+async def test_bulkhead_hands_a_freed_slot_to_the_longest_waiting() -> None:
+    """Waiters are served first come, first served; a new caller cannot jump the queue."""
+    bulkhead = Bulkhead("db", limit=1, wait_seconds=5)
+    assert bulkhead.try_acquire()
+    first, second = (asyncio.create_task(bulkhead.acquire()) for _ in range(2))
+    await asyncio.sleep(0)
+    bulkhead.release()
+    await asyncio.sleep(0)
+    assert first.done() and not second.done()
+    assert not bulkhead.try_acquire(), "the slot went to the first waiter"
+    bulkhead.release()
+    await second
+    assert bulkhead.in_use == 1
+
+
+async def test_bulkhead_slots_survive_cancelled_waiters() -> None:
+    """A waiter cancelled while queued, or just as its slot arrived, leaves no slot taken."""
+    bulkhead = Bulkhead("db", limit=1, wait_seconds=5)
+    assert bulkhead.try_acquire()
+    gone, lucky, last = (asyncio.create_task(bulkhead.acquire()) for _ in range(3))
+    await asyncio.sleep(0)
+    gone.cancel()  # cancelled while queued
+    bulkhead.release()  # skips it: the slot goes to lucky
+    lucky.cancel()  # cancelled before it could run with its slot: passes it on to last
+    results = await asyncio.gather(gone, lucky, last, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["CancelledError", "CancelledError", "NoneType"]
+    assert bulkhead.in_use == 1
+    bulkhead.release()
+    assert bulkhead.in_use == 0 and bulkhead.try_acquire()
+
+
 def test_deadline_bounds_downstream_timeouts() -> None:
     """Inside a request, every timeout is the smaller of its own and what is left of the deadline."""
     assert deadline.bounded(5.0) == 5.0

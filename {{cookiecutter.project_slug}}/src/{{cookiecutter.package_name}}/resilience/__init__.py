@@ -2,7 +2,7 @@
 
 from .breaker import Breaker, BreakerConfig, BreakerOpen, BreakerState
 from .bulkhead import Bulkhead, BulkheadFull
-from .deadline import DeadlineExceeded, DeadlineMiddleware, Deadlines
+from .deadline import DeadlineExceeded, Deadlines
 from .dependency import Dependency
 from .errors import driver_errors, is_failure, is_transient, register_driver_errors
 from .retry import RetryBudget, retrying
@@ -15,7 +15,6 @@ __all__ = [
     "Bulkhead",
     "BulkheadFull",
     "DeadlineExceeded",
-    "DeadlineMiddleware",
     "Deadlines",
     "Dependency",
     "RetryBudget",

@@ -30,6 +30,11 @@ class BreakerState(enum.IntEnum):
     DISABLED = 4
 
 
+# The members under plain names: ``BreakerState.CLOSED`` is looked up through the enum's metaclass (about
+# 0.17 us on CPython 3.11), and the closed path reads a state on every call.
+CLOSED, HALF_OPEN, OPEN, FORCED_OPEN, DISABLED = BreakerState
+
+
 class BreakerOpen(Exception):
     """The breaker refuses calls; try again in ``retry_after`` seconds."""
 
@@ -62,9 +67,10 @@ class _TimeWindow:
         self.epochs = [-1] * self.size
         self.counts = [[0, 0, 0] for _ in range(self.size)]  # calls, failures, slow
         self.totals = [0, 0, 0]
+        self._second = -1  # the second of the last call, and its bucket: most calls land in it
+        self._bucket = self.counts[0]
 
-    def _advance(self, now: float) -> list[int]:
-        second = int(now)
+    def _advance(self, second: int) -> list[int]:
         index = second % self.size
         if self.epochs[index] != second:
             stale = self.counts[index]
@@ -72,10 +78,12 @@ class _TimeWindow:
                 self.totals[i] -= stale[i]
                 stale[i] = 0
             self.epochs[index] = second
-        return self.counts[index]
+        self._second, self._bucket = second, self.counts[index]
+        return self._bucket
 
     def record(self, now: float, failed: bool, slow: bool) -> None:
-        bucket = self._advance(now)
+        second = int(now)
+        bucket = self._bucket if second == self._second else self._advance(second)
         bucket[0] += 1
         self.totals[0] += 1
         if failed:
@@ -146,7 +154,7 @@ class Breaker:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.window = _TimeWindow(cfg.window_seconds) if cfg.window_type == "time" else _CountWindow(cfg.window_size)
-        self.state = BreakerState.CLOSED
+        self.state = CLOSED
         self.listeners: list[Listener] = []
         self.openings = 0
         self.open_until = 0.0
@@ -158,14 +166,14 @@ class Breaker:
     def before_call(self) -> None:
         """Let a call through or raise BreakerOpen; the hot path is one comparison when closed."""
         state = self.state
-        if state is BreakerState.CLOSED or state is BreakerState.DISABLED:
+        if state is CLOSED or state is DISABLED:
             return
-        if state is BreakerState.OPEN:
+        if state is OPEN:
             now = self.clock()
             if now < self.open_until:
                 raise BreakerOpen(self.name, self.open_until - now)
-            self._transition(BreakerState.HALF_OPEN)
-        if self.state is BreakerState.HALF_OPEN:
+            self._transition(HALF_OPEN)
+        if self.state is HALF_OPEN:
             if self.trials_started >= self.cfg.half_open_calls:
                 raise BreakerOpen(self.name, self.cfg.open_seconds)
             self.trials_started += 1
@@ -173,19 +181,19 @@ class Breaker:
         raise BreakerOpen(self.name, self.cfg.max_open_seconds)  # forced open
 
     def on_success(self, duration: float) -> None:
-        self._record(failed=False, slow=duration >= self.cfg.slow_call_seconds)
+        self._record(False, duration >= self.cfg.slow_call_seconds)
 
     def on_failure(self, duration: float) -> None:
-        self._record(failed=True, slow=duration >= self.cfg.slow_call_seconds)
+        self._record(True, duration >= self.cfg.slow_call_seconds)
 
     def on_ignored(self) -> None:
         """A call that ended in neither success nor failure (cancelled, or a caller's error) frees its trial slot."""
-        if self.state is BreakerState.HALF_OPEN and self.trials_started > self.trials_passed:
+        if self.state is HALF_OPEN and self.trials_started > self.trials_passed:
             self.trials_started -= 1
 
-    def _record(self, *, failed: bool, slow: bool) -> None:
+    def _record(self, failed: bool, slow: bool) -> None:
         state = self.state
-        if state is BreakerState.CLOSED:
+        if state is CLOSED:
             now = self.clock()
             self.window.record(now, failed, slow)
             if failed or slow:
@@ -194,14 +202,14 @@ class Breaker:
                     failures >= self.cfg.failure_rate * calls or slows >= self.cfg.slow_call_rate * calls
                 ):
                     self._open()
-        elif state is BreakerState.HALF_OPEN:
+        elif state is HALF_OPEN:
             if failed or slow:
                 self._open()
             else:
                 self.trials_passed += 1
                 if self.trials_passed >= self.cfg.half_open_calls:
                     self.openings = 0
-                    self._transition(BreakerState.CLOSED)
+                    self._transition(CLOSED)
 
     def _open(self) -> None:
         self.openings += 1
@@ -209,12 +217,12 @@ class Breaker:
         spread = base * self.cfg.jitter
         duration = min(base + self.rng.uniform(-spread, spread), self.cfg.max_open_seconds)
         self.open_until = self.clock() + duration
-        self._transition(BreakerState.OPEN)
+        self._transition(OPEN)
 
     def _transition(self, to: BreakerState) -> None:
         previous, self.state = self.state, to
         self.trials_started = self.trials_passed = 0
-        if to is BreakerState.CLOSED:
+        if to is CLOSED:
             self.window.clear()
         for listener in self.listeners:
             listener(self.name, previous, to)
@@ -222,20 +230,20 @@ class Breaker:
     # -- operators -------------------------------------------------------------------------------
 
     def force_open(self) -> None:
-        self._transition(BreakerState.FORCED_OPEN)
+        self._transition(FORCED_OPEN)
 
     def disable(self) -> None:
-        self._transition(BreakerState.DISABLED)
+        self._transition(DISABLED)
 
     def reset(self) -> None:
         self.openings = 0
-        self._transition(BreakerState.CLOSED)
+        self._transition(CLOSED)
 
     # -- reading ---------------------------------------------------------------------------------
 
     @property
     def retry_after(self) -> float:
-        if self.state is BreakerState.OPEN:
+        if self.state is OPEN:
             return max(0.0, self.open_until - self.clock())
         return 0.0
 

@@ -1,25 +1,20 @@
 """One deadline per request, in a ContextVar: every downstream wait is bounded by what is left of it.
 
-``DeadlineMiddleware`` sets it from ``REQUEST_TIMEOUT`` (a client may shorten it with
-``X-Request-Timeout: <seconds>``); ``Deadlines`` cancels a request when it passes and the middleware answers
-504; a request that used over 80% of it logs a warning.
+The request middleware (``middleware.py``) sets it from ``REQUEST_TIMEOUT`` (a client may shorten it with
+``X-Request-Timeout: <seconds>``) through ``Deadlines.enter``; ``Deadlines`` cancels a request when it passes
+and the middleware answers 504; a request that used over 80% of it logs a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from ..metrics import Metrics
-
-log = logging.getLogger(__name__)
 
 _deadline: ContextVar[float | None] = ContextVar("deadline", default=None)
 
@@ -30,7 +25,7 @@ class DeadlineExceeded(Exception):
 
 @contextmanager
 def within(seconds: float) -> Iterator[None]:
-    """Give the code inside ``seconds`` to finish (the middleware does this once per request)."""
+    """Give the code inside ``seconds`` to finish: a job outside any request, a test."""
     token = _deadline.set(time.monotonic() + seconds)
     try:
         yield
@@ -84,6 +79,21 @@ class Deadlines:
         self.in_flight: dict[asyncio.Task[Any], float] = {}
         self.expired: set[asyncio.Task[Any]] = set()
 
+    def enter(self, task: asyncio.Task[Any], deadline: float) -> Token[float | None]:
+        """``task`` (a request) must finish by ``deadline`` (``time.monotonic()``); inside it, ``remaining()`` and
+        ``check()`` see it. Set directly, not through ``within()``: this runs on every request."""
+        self.in_flight[task] = deadline
+        return _deadline.set(deadline)
+
+    def leave(self, task: asyncio.Task[Any], token: Token[float | None]) -> None:
+        _deadline.reset(token)
+        del self.in_flight[task]
+        self.expired.discard(task)
+
+    def cut_short(self, task: asyncio.Task[Any]) -> bool:
+        """Whether ``task`` was cancelled by its deadline (rather than by shutdown or a client gone)."""
+        return task in self.expired
+
     def sample_in_flight(self, metrics: Metrics) -> None:
         """Every request past the probes holds an entry here: their number is the in-progress gauge, sampled
         with the other gauges rather than moved twice per request."""
@@ -97,48 +107,3 @@ class Deadlines:
                 if deadline <= now and task not in self.expired:
                     self.expired.add(task)
                     task.cancel("request deadline")
-
-
-class DeadlineMiddleware:
-    def __init__(self, app: ASGIApp, *, timeout: float, deadlines: Deadlines, timeout_response: ASGIApp) -> None:
-        self.app = app
-        self.timeout = timeout
-        self.deadlines = deadlines
-        self.timeout_response = timeout_response
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        budget = self.timeout
-        for key, value in scope["headers"]:
-            if key == b"x-request-timeout":
-                budget = parse_timeout(value, self.timeout)
-                break
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - ASGI apps always run in a task
-        started = time.monotonic()
-        self.deadlines.in_flight[task] = started + budget
-        token = _deadline.set(started + budget)  # set directly, not through within(): this runs on every request
-        try:
-            await self.app(scope, receive, tracking_send)
-        except asyncio.CancelledError:
-            if task not in self.deadlines.expired or response_started:
-                raise
-            task.uncancel()
-            await self.timeout_response(scope, receive, send)
-        finally:
-            _deadline.reset(token)
-            del self.deadlines.in_flight[task]
-            self.deadlines.expired.discard(task)
-        used = time.monotonic() - started
-        if used > 0.8 * budget:
-            log.warning("request used most of its deadline", extra={"used_s": round(used, 3), "deadline_s": budget})

@@ -42,7 +42,7 @@ class Dependency:
         self.breaker = Breaker(name, breaker_config(cfg, call_timeout_seconds), clock=clock)
         self.bulkhead = Bulkhead(name, cfg.bulkhead_limit, cfg.bulkhead_wait_seconds)
         self.budget = RetryBudget(cfg.retry_budget_ratio, cfg.retry_budget_floor, clock=clock)
-        self._latency = metrics.dependency_latency.labels(name)
+        self._latency = metrics.batched_histogram(metrics.dependency_latency, name)
         self._failures = metrics.dependency_calls.labels(name, "failure")
         self._rejected = metrics.dependency_calls.labels(name, "rejected")
         self._bulkhead_rejections = metrics.bulkhead_rejections.labels(name)
@@ -70,12 +70,13 @@ class Dependency:
         except BreakerOpen:
             self._rejected.inc()
             raise
-        try:
-            await self.bulkhead.acquire()
-        except BulkheadFull:
-            self.breaker.on_ignored()
-            self._bulkhead_rejections.inc()
-            raise
+        if not self.bulkhead.try_acquire():
+            try:
+                await self.bulkhead.acquire()
+            except BulkheadFull:
+                self.breaker.on_ignored()
+                self._bulkhead_rejections.inc()
+                raise
         started = self.clock()
         try:
             result = await operation(*args)

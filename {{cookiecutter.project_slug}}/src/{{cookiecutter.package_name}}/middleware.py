@@ -1,0 +1,132 @@
+"""The one ASGI layer in front of the app: probes go straight to the router; every other request gets, in one
+pass, its correlation id, its deadline, the HTTP metrics, an access line, and a problem+json answer when its
+deadline cuts it short (504) or an exception escaped every handler (500).
+
+One pure ASGI layer rather than one per concern: each layer adds a coroutine, a wrapped ``send`` and a header
+scan to every request, and separate layers were most of what the stack cost over a bare app (``make bench`` at
+the template root). Not ``BaseHTTPMiddleware``: it runs the endpoint in another task, where the request id's
+ContextVar would be lost.
+
+The metrics carry prometheus-fastapi-instrumentator's names and labels (``http_requests_total``,
+``http_request_duration_seconds``; ``http_requests_inprogress`` is sampled, ``Deadlines.sample_in_flight``) but
+are recorded here: its middleware matches every route twice per request to find the template and builds a
+Response object for its metric callbacks, which cost more than the rest of the stack together, while the
+router has already written the template into ``scope["route"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .metrics import BatchedCounter, BatchedHistogram, Metrics
+from .observability import AccessLog, new_request_id, request_id_var
+from .resilience import Deadlines
+from .resilience.deadline import parse_timeout
+
+log = logging.getLogger(__name__)
+
+
+class RequestMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        router: ASGIApp,
+        probe_paths: frozenset[str],
+        unmetered: frozenset[str],
+        timeout: float,
+        deadlines: Deadlines,
+        metrics: Metrics,
+        access: AccessLog,
+        timeout_response: ASGIApp,
+        crash_response: ASGIApp,
+    ) -> None:
+        self.app = app
+        self.router = router
+        self.probe_paths = probe_paths
+        self.unmetered = unmetered
+        self.timeout = timeout
+        self.deadlines = deadlines
+        self.metrics = metrics
+        self.access = access
+        self.timeout_response = timeout_response
+        self.crash_response = crash_response
+        self._series: dict[tuple[str, str, int], tuple[BatchedCounter, BatchedHistogram]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in self.probe_paths and scope["method"] == "GET":
+            # A kubelet probing every few seconds per pod is noise in logs and request metrics, and liveness
+            # must answer even when the rest of the stack struggles: no access line, no metrics, no deadline.
+            await self.router(scope, receive, send)
+            return
+
+        caller_id = None
+        budget = self.timeout
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                caller_id = value
+            elif key == b"x-request-timeout":
+                budget = parse_timeout(value, self.timeout)
+        request_id = new_request_id(caller_id)
+        id_token = request_id_var.set(request_id)
+        id_header = (b"x-request-id", request_id.encode())
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - ASGI apps always run in a task
+        started = time.monotonic()
+        deadline_token = self.deadlines.enter(task, started + budget)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if response_started or not self.deadlines.cut_short(task):
+                raise  # shutdown or a client gone: not ours to answer
+            task.uncancel()
+            await self.timeout_response(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error", extra={"path": path})
+            if response_started:
+                raise
+            await self.crash_response(scope, receive, send_with_id)
+        finally:
+            self.deadlines.leave(task, deadline_token)
+            elapsed = time.monotonic() - started
+            if path not in self.unmetered:
+                route = getattr(scope.get("route"), "path", None)
+                self._record(route or "none", scope["method"], status, elapsed)
+                if self.access.enabled:
+                    self.access.write(scope, route, status, elapsed, request_id)
+            if elapsed > 0.8 * budget:
+                log.warning(
+                    "request used most of its deadline", extra={"used_s": round(elapsed, 3), "deadline_s": budget}
+                )
+            request_id_var.reset(id_token)
+
+    def _record(self, handler: str, method: str, status: int, elapsed: float) -> None:
+        key = (handler, method, status)
+        series = self._series.get(key)
+        if series is None:
+            metrics = self.metrics
+            series = self._series[key] = (
+                metrics.batched_counter(metrics.http_requests, handler, method, str(status)),
+                metrics.batched_histogram(metrics.http_latency, handler, method),
+            )
+        series[0].inc()
+        series[1].observe(elapsed)
