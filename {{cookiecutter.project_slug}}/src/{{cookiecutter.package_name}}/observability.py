@@ -27,7 +27,8 @@ _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Attributes every LogRecord has, plus uvicorn's terminal-only copy of its message.
 _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
-access_log = logging.getLogger("{{ cookiecutter.package_name }}.access")
+_ACCESS_LOGGER = "{{ cookiecutter.package_name }}.access"
+access_log = logging.getLogger(_ACCESS_LOGGER)
 
 
 class JsonFormatter(logging.Formatter):
@@ -119,27 +120,31 @@ class AccessLog:
         self._size = 0
         self._second = -1
         self._stamp = ""
+        self._millisecond = -1
+        self._time = ""
 
     @property
     def enabled(self) -> bool:
         return access_log.isEnabledFor(logging.INFO)
 
     def write(self, scope: Scope, route: str | None, status: int, elapsed: float, request_id: str) -> None:
-        now = time.time()
-        second = int(now)
-        if second != self._second:  # one strftime per second, not per request
-            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        millisecond = int(time.time() * 1000)
+        if millisecond != self._millisecond:  # formatted once per millisecond, the date once per second
+            second = millisecond // 1000
+            if second != self._second:
+                self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._millisecond, self._time = millisecond, f"{self._stamp}.{millisecond % 1000:03d}Z"
         entry = {
-            "time": f"{self._stamp}.{int(now * 1000) % 1000:03d}Z",
+            "time": self._time,
             "level": "INFO",
-            "logger": access_log.name,
+            "logger": _ACCESS_LOGGER,
             "message": "request",
             "request_id": request_id,
             "method": scope["method"],
             "path": scope["path"],
             "route": route,
             "status": status,
-            "duration_ms": round(elapsed * 1000, 2),
+            "duration_ms": int(elapsed * 100_000 + 0.5) / 100,  # round(x, 2) costs three times as much
         }
         line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
         self._pending.append(line)
