@@ -25,6 +25,7 @@ from load import Request
 
 OUT = project.TEMPLATE / "bench" / "out"
 CONNECTIONS = 64
+SLICE_SECONDS = 2  # short enough to alternate often; long enough that each run's first requests weigh little
 _T0 = time.monotonic()
 
 
@@ -107,16 +108,31 @@ class Bench:
         env = self.env("bare", port) | {"BENCH_ENGINE": json.dumps(self.config["db"])}
         return self._start("bare", cmd, env, port, "/health/live")
 
-    def wrk(self, server: procs.Server, request: Request) -> dict[str, float | int]:
-        """One measured wrk run after a warm-up: wrk's figures, and the worker's CPU time per request.
+    def pair(self, a: procs.Server, b: procs.Server, request: Request) -> dict[str, dict[str, float | int]]:
+        """One A/B pair: a warm-up of each, then 2 s wrk runs alternating A, B, A, B... for ``seconds`` each.
 
-        CPU per request is the steadier figure on a shared machine: a neighbour that takes the CPU away
-        lowers the requests per second of a run, not what each request costs.
+        Alternating every two seconds rather than once per pair: a neighbour that slows the machine for a few
+        seconds slows both sides alike, so the ratio holds. Per side: the runs' requests and time added up,
+        the median of their p50 and p99, and the worker's CPU time per request (the steadier figure on a
+        shared machine: a neighbour that takes the CPU away lowers a run's requests per second, not what
+        each request costs).
         """
-        args = self.args
-        load.wrk(server.url, request, seconds=args.warmup, connections=CONNECTIONS, script_dir=self.tmp)
-        cpu = server.cpu_seconds()
-        result = load.wrk(server.url, request, seconds=args.seconds, connections=CONNECTIONS, script_dir=self.tmp)
-        cpu = server.cpu_seconds() - cpu
-        server.truncate_log()
-        return {**result.as_dict(), "cpu_us": round(cpu / max(result.requests, 1) * 1e6, 1)}
+        sides = {"A": a, "B": b}
+        for server in sides.values():
+            load.wrk(server.url, request, seconds=self.args.warmup, connections=CONNECTIONS, script_dir=self.tmp)
+        runs: dict[str, list[load.WrkResult]] = {side: [] for side in sides}
+        cpu = dict.fromkeys(sides, 0.0)
+        for _ in range(max(1, round(self.args.seconds / SLICE_SECONDS))):
+            for side, server in sides.items():
+                before = server.cpu_seconds()
+                runs[side].append(
+                    load.wrk(server.url, request, seconds=SLICE_SECONDS, connections=CONNECTIONS, script_dir=self.tmp)
+                )
+                cpu[side] += server.cpu_seconds() - before
+        for server in sides.values():
+            server.truncate_log()
+        return {side: load.combine(runs[side]) | {"cpu_us": _per_request(cpu[side], runs[side])} for side in sides}
+
+
+def _per_request(cpu_seconds: float, runs: list[load.WrkResult]) -> float:
+    return round(cpu_seconds / max(sum(run.requests for run in runs), 1) * 1e6, 1)

@@ -87,6 +87,21 @@ def wrk(url: str, request: Request, *, seconds: float, connections: int, script_
     )
 
 
+def combine(runs: list[WrkResult]) -> dict[str, float | int]:
+    """Runs of one side added up: requests and time summed, the median of their p50 and p99, the worst max."""
+    requests, seconds = sum(run.requests for run in runs), sum(run.seconds for run in runs)
+    return {
+        "requests": requests,
+        "seconds": round(seconds, 3),
+        "rps": round(requests / seconds, 1) if seconds else 0.0,
+        "p50_ms": statistics.median(run.p50_ms for run in runs),
+        "p99_ms": statistics.median(run.p99_ms for run in runs),
+        "max_ms": max(run.max_ms for run in runs),
+        "socket_errors": sum(run.socket_errors for run in runs),
+        "non_2xx": sum(run.non_2xx for run in runs),
+    }
+
+
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
     writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     await writer.drain()

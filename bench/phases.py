@@ -75,7 +75,7 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
         loaded.append((key, a_server, request))
         pairs = []
         for n in range(bench.args.pairs):
-            pair = {side: bench.wrk(server, request) for side, server in (("A", a_server), ("B", bare))}
+            pair = bench.pair(a_server, bare, request)
             pairs.append(pair)
             say(f"{label}: pair {n + 1}: A {pair['A']['rps']:.0f} req/s, B {pair['B']['rps']:.0f} req/s")
         results["routes"][key] = {"label": label, "pairs": pairs, "summary": report.route_summary(pairs)}

@@ -54,10 +54,15 @@ def commit(ref: str | None) -> str:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3, help="A/B pairs per route (default 3)")
-    parser.add_argument("--seconds", type=float, default=8, help="measured seconds per wrk run (default 8)")
-    parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds before each run (default 2)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=8,
+        help="seconds per side and pair, in 2 s runs alternating A and B (default 8)",
+    )
+    parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds per side before each pair (default 2)")
     parser.add_argument("--ready-seconds", type=float, default=10, help="seconds of readiness probing (default 10)")
-    parser.add_argument("--quick", action="store_true", help="1 pair of 3 s runs: a smoke test, not a measurement")
+    parser.add_argument("--quick", action="store_true", help="1 pair of 3 s: a smoke test, not a measurement")
     parser.add_argument("--profile", action="store_true", help="also py-spy A's worker on each route")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal fails")
     parser.add_argument("--ref", help="bench the template as committed at this git ref, not the working tree")
@@ -101,7 +106,7 @@ def main() -> int:
     report.write_json(results, OUT / "results.json")
     report.plot(results, GOALS, OUT / "bench.png")
     print(f"\nmake bench @ {results['commit']} ({results['when']}), 1 worker each, wrk -t1 -c{CONNECTIONS}, "
-          f"{args.pairs} pairs of {args.seconds:g}s runs; A = service, B = bare FastAPI\n")  # fmt: skip
+          f"{args.pairs} pairs of {args.seconds:g} s per side in alternating 2 s runs; A = service, B = bare FastAPI\n")  # fmt: skip
     print(report.table(results, GOALS))
     for key, summary in results.get("profiles", {}).items():
         print(hotspots.format_summary(key, summary))
