@@ -20,11 +20,11 @@ def exposition(metrics: Metrics) -> list[str]:
 def test_a_published_batch_equals_the_same_values_recorded_directly() -> None:
     """Bucket counts, sum and count of a batched histogram, and a batched counter, match direct recording."""
     direct, batched = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
-    histogram = batched.batched_histogram(batched.http_latency, "/items", "GET")
-    counter = batched.batched_counter(batched.http_requests, "/items", "GET", "200")
+    histogram = batched.batched_histogram(batched.http_latency, "/test/query", "GET")
+    counter = batched.batched_counter(batched.http_requests, "/test/query", "GET", "200")
     for value in OBSERVATIONS:
-        direct.http_latency.labels("/items", "GET").observe(value)
-        direct.http_requests.labels("/items", "GET", "200").inc()
+        direct.http_latency.labels("/test/query", "GET").observe(value)
+        direct.http_requests.labels("/test/query", "GET", "200").inc()
         histogram.observe(value)
         counter.inc()
     batched.publish()
