@@ -97,7 +97,8 @@ def _new_id_prefix() -> None:
     _id_prefix, _id_counter = f"{random.getrandbits(64):016x}", itertools.count()
 
 
-_id_prefix, _id_counter = "", itertools.count()
+_id_prefix: str
+_id_counter: itertools.count[int]
 _new_id_prefix()
 os.register_at_fork(after_in_child=_new_id_prefix)  # gunicorn's workers are forks: each draws its own
 
