@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 DEFAULTS: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+SANDBOX = TEMPLATE / "scripts" / "container-sandbox"
 
 
 def bake(output_dir: Path, **answers: Any) -> Path:
@@ -90,3 +92,46 @@ def python_version() -> str:
 
 def which(tool: str) -> str | None:
     return shutil.which(tool)
+
+
+def sandbox() -> tuple[dict[str, str], str, float]:
+    """Run scripts/container-sandbox: the variables it exports, what it said, and its wall time."""
+    started = time.monotonic()
+    result = run([str(SANDBOX)], cwd=TEMPLATE, timeout=900)
+    exports = [shlex.split(line)[1:] for line in result.stdout.splitlines() if line.startswith("export ")]
+    env = dict(pair.split("=", 1) for line in exports for pair in line)
+    return env, result.stderr, time.monotonic() - started
+
+
+@pytest.fixture(scope="session")
+def container_env() -> Iterator[dict[str, str]]:
+    """podman's Docker API and the stand-in images; the API stops at the end if this session started it."""
+    env, said, seconds = sandbox()
+    print(f"\ncontainer sandbox ready in {seconds:.1f}s:\n{said}")
+    yield env
+    if "serving the Docker API" in said:
+        run([str(SANDBOX), "stop"], cwd=TEMPLATE)
+
+
+# `--format docker`: an OCI image, podman's default, has no HEALTHCHECK. `--network host`: the machines these tests
+# run on forward nothing from podman's bridge networks to the outside, and the build installs from the package index.
+BUILD = ["podman", "build", "--format", "docker", "--network", "host"]
+
+
+def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run podman; with ``check``, fail the test with its output when it fails."""
+    if check:
+        return run(["podman", *args], cwd=TEMPLATE, timeout=timeout)
+    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def service_image(default_project: Path, container_env: dict[str, str]) -> Iterator[str]:
+    """The default bake's Dockerfile built as written, from no cache: its tag."""
+    tag = f"localhost/{default_project.name}:test"
+    started = time.monotonic()
+    run([*BUILD, "--no-cache", "--tag", tag, "."], cwd=default_project, timeout=900)
+    size = int(podman("image", "inspect", "--format", "{{.Size}}", tag).stdout)
+    print(f"\n[figure] {tag}: {size / 1e6:.0f} MB, cold build {time.monotonic() - started:.0f} s")
+    yield tag
+    podman("rmi", "--force", tag, check=False)

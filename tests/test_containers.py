@@ -9,7 +9,6 @@ and resumed through the Docker API (test_bake.py runs the same suites on local p
 from __future__ import annotations
 
 import re
-import shlex
 import subprocess
 import sys
 import time
@@ -18,25 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, run, run_suite
-
-SCRIPT = TEMPLATE / "scripts" / "container-sandbox"
-
-
-def sandbox() -> tuple[dict[str, str], str, float]:
-    """Run the script: the variables it exports, what it said, and its wall time."""
-    started = time.monotonic()
-    result = run([str(SCRIPT)], cwd=TEMPLATE, timeout=900)
-    exports = [shlex.split(line)[1:] for line in result.stdout.splitlines() if line.startswith("export ")]
-    env = dict(pair.split("=", 1) for line in exports for pair in line)
-    return env, result.stderr, time.monotonic() - started
-
-
-@pytest.fixture(scope="session")
-def container_env() -> dict[str, str]:
-    env, said, seconds = sandbox()
-    print(f"\ncontainer sandbox ready in {seconds:.1f}s:\n{said}")
-    return env
+from conftest import SANDBOX as SCRIPT
+from conftest import TEMPLATE, run, run_suite, sandbox
 
 
 def script_tag(kind: str) -> str:
@@ -68,7 +50,7 @@ def test_a_second_run_reuses_everything(container_env: dict[str, str]) -> None:
     print(f"\nsecond run: {seconds:.2f}s")
     assert env == container_env
     assert "building" not in said and "serving" not in said and "installing" not in said
-    assert said.count("reusing") == 2
+    assert said.count("reusing") == 3
 
 
 @pytest.fixture

@@ -71,10 +71,15 @@ def settings(default_bin: Path, default_project: Path, tmp_path_factory: pytest.
     return settings_info(default_bin, default_project, {}, tmp_path_factory.mktemp("settings"))
 
 
-def one(objects: list[Obj], kind: str) -> Obj:
-    matches = [obj for obj in objects if obj["kind"] == kind]
-    assert len(matches) == 1, f"expected one {kind}, found {len(matches)}"
+def one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
+    matches = [obj for obj in objects if obj["kind"] == kind and name in (None, obj["metadata"]["name"])]
+    assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
     return matches[0]
+
+
+def policy(objects: list[Obj], suffix: str = "") -> Obj:
+    """The service's NetworkPolicy, or with ``suffix="-migrate"`` the migration Job's."""
+    return one(objects, "NetworkPolicy", one(objects, "Deployment")["metadata"]["name"] + suffix)
 
 
 def container_of(objects: list[Obj]) -> Obj:
@@ -106,7 +111,7 @@ def test_manifests_match_the_kubernetes_schema(rendered: dict[str, list[Obj]], v
     kinds = {obj["kind"] for obj in rendered["base"]}
     assert kinds == {
         "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-        "ConfigMap", "ServiceAccount", "NetworkPolicy",
+        "ConfigMap", "ServiceAccount", "NetworkPolicy", "Job",
     }  # fmt: skip
     assert count == sum(len(objects) for objects in rendered.values())
 
@@ -148,7 +153,7 @@ def test_ports_agree(rendered: dict[str, list[Obj]], settings: dict[str, Any], o
     assert [resolve_port(container, p["targetPort"]) for p in service_ports] == [port]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert resolve_port(container, container[probe]["httpGet"]["port"]) == port
-    ingress = one(objects, "NetworkPolicy")["spec"]["ingress"]
+    ingress = policy(objects)["spec"]["ingress"]
     assert [resolve_port(container, p["port"]) for rule in ingress for p in rule["ports"]] == [port]
     annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(port)
@@ -179,7 +184,7 @@ def test_selectors_and_budgets_agree(rendered: dict[str, list[Obj]], overlay: st
     for selector in (
         one(objects, "Service")["spec"]["selector"],
         pdb["selector"]["matchLabels"],
-        one(objects, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"],
+        policy(objects)["spec"]["podSelector"]["matchLabels"],
     ):
         assert selector and selector.items() <= labels.items()
     assert ("minAvailable" in pdb) != ("maxUnavailable" in pdb)
@@ -237,6 +242,41 @@ def test_pod_matches_the_image(rendered: dict[str, list[Obj]], default_project: 
     assert env["WORKER_TMP_DIR"] == "/dev/shm"  # a tmpfs in every pod
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_migration_job_runs_the_release_as_the_pods_do(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """The Job migrates with the Deployment's image, settings, secret and hardening, bounded in time and
+    retries and removed after it finishes; no selector of the service's takes its pod, and its own policy
+    lets it reach only DNS and PostgreSQL."""
+    objects = rendered[overlay]
+    deployment, job = one(objects, "Deployment"), one(objects, "Job")
+    slug = deployment["metadata"]["name"]
+    pod, app_pod = job["spec"]["template"]["spec"], deployment["spec"]["template"]["spec"]
+    (migrate,), app = pod["containers"], container_of(objects)
+    assert migrate["command"] == ["python", "-m", slug.replace("-", "_"), "migrate"]
+    assert migrate["image"] == app["image"]
+    assert migrate["envFrom"] == app["envFrom"]
+    assert migrate["env"] == [env for env in app["env"] if env["name"] == "DATABASE_URL"]
+    assert migrate["securityContext"] == app["securityContext"]
+    assert pod["securityContext"] == app_pod["securityContext"]
+    assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    spec = job["spec"]
+    assert 0 < spec["backoffLimit"] <= 6
+    assert 0 < spec["activeDeadlineSeconds"] <= 3600
+    assert spec["ttlSecondsAfterFinished"] > 0
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    for selector in (
+        deployment["spec"]["selector"]["matchLabels"],
+        one(objects, "Service")["spec"]["selector"],
+        one(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        policy(objects)["spec"]["podSelector"]["matchLabels"],
+    ):
+        assert not selector.items() <= labels.items()
+    own = policy(objects, "-migrate")["spec"]
+    assert own["podSelector"]["matchLabels"].items() <= labels.items()
+    assert own["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in own
+    assert sorted(port["port"] for rule in own["egress"] for port in rule["ports"]) == [53, 53, 5432]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -292,7 +332,7 @@ def test_without_redis_the_manifests_name_no_redis(default_bin: Path, tmp_path: 
     names = settings_info(default_bin, project, {}, tmp_path)["names"]
     for objects in rendered.values():
         assert sorted(one(objects, "ConfigMap")["data"]) == sorted(names)
-        egress = one(objects, "NetworkPolicy")["spec"]["egress"]
+        egress = policy(objects)["spec"]["egress"]
         assert sorted(port["port"] for rule in egress for port in rule["ports"]) == [53, 53, 5432]
         assert [env["name"] for env in container_of(objects)["env"] if "REDIS" in env["name"]] == []
         for obj in objects:

@@ -49,6 +49,14 @@ def on_starting(server: Any) -> None:
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
+    if _settings.db.is_sqlite:
+        # The embedded database has no migration step of its own: the master migrates it once, before any
+        # worker opens it. PostgreSQL is migrated by its own step (compose's migrate service, the Job).
+        import asyncio
+
+        from {{ cookiecutter.package_name }} import migrations
+
+        asyncio.run(migrations.upgrade(_settings.db))
 
 
 def post_worker_init(worker: Any) -> None:

@@ -16,11 +16,12 @@ from fastapi import FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import __version__, admin, cache, db, errors, features, health
+from . import __version__, admin, cache, db, errors, features, health, migrations
 from .metrics import Metrics
 from .middleware import RequestMiddleware
 from .observability import AccessLog, configure_logging
 from .resilience import Deadlines, Dependency
+from .schema import SchemaGuard
 from .settings import Settings
 from .shutdown import Lifecycle, closing, drain_on_sigterm
 from .state import Guards, State
@@ -90,6 +91,9 @@ async def _open(
         call_timeout_seconds=settings.db.statement_timeout_ms / 1000,
         critical=settings.health.db_critical,
     )
+    schema = SchemaGuard(
+        lambda: migrations.applied(engine), heads=migrations.shipped_heads(), known=migrations.shipped_revisions()
+    )
     assembly = features.Assembly(
         settings,
         metrics,
@@ -102,6 +106,7 @@ async def _open(
                 settings.health.db_critical,
                 lambda: health.timed(lambda: _ping(engine)),
             ),
+            health.schema_check(schema, critical=settings.health.db_critical),
             health.memory_check(settings.health.memory_warn_ratio, settings.health.memory_fail_ratio),
         ],
     )
@@ -121,6 +126,7 @@ async def _open(
         health=health.HealthChecks(
             assembly.checks, timeout=settings.health.check_timeout_seconds, ttl=settings.health.cache_ttl_seconds
         ),
+        schema=schema,
     )
     tasks = [
         asyncio.create_task(

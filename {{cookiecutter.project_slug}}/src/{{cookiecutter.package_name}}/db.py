@@ -29,16 +29,19 @@ class Base(DeclarativeBase):
     """Declarative base of every table; alembic reads its metadata."""
 
 
-def create_engine(cfg: DbSettings, *, application_name: str = "{{ cookiecutter.project_slug }}") -> AsyncEngine:
+def create_engine(
+    cfg: DbSettings, *, application_name: str = "{{ cookiecutter.project_slug }}", timeouts: bool = True
+) -> AsyncEngine:
+    """The engine for ``cfg``; ``timeouts=False`` lifts the statement timeouts (migrations only)."""
     url = make_url(cfg.url.get_secret_value())
     options: dict[str, Any] = {"pool_pre_ping": cfg.pool_pre_ping}
     if url.get_backend_name() == "postgresql":
         connect_args: dict[str, Any] = {
             "timeout": cfg.connect_timeout_seconds,
             # Client-side guard a little above the server's statement_timeout, for a server that stops answering.
-            "command_timeout": cfg.statement_timeout_ms / 1000 + 1,
+            "command_timeout": cfg.statement_timeout_ms / 1000 + 1 if timeouts else None,
             "server_settings": {
-                "statement_timeout": str(cfg.statement_timeout_ms),
+                "statement_timeout": str(cfg.statement_timeout_ms if timeouts else 0),
                 "application_name": application_name,
             },
         }

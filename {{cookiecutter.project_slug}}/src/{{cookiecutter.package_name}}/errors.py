@@ -23,6 +23,7 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from .resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, driver_errors, is_failure
+from .schema import missing_object
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,18 @@ async def _infrastructure(request: Request, exc: Exception) -> Response:
     if is_failure(exc):
         log.warning("dependency failure", extra={"path": request.url.path, "error": type(exc).__name__})
         return problem(503, "A dependency is unavailable.", instance=request.url.path, headers=_retry_after(1))
+    if missing_object(exc) and await _migrations_pending(request):
+        return problem(503, "Database migrations pending: retry once they have run.", instance=request.url.path, headers=_retry_after(5))
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return problem(500, instance=request.url.path)
+
+
+async def _migrations_pending(request: Request) -> bool:
+    """Whether a missing table is the database lagging behind the code (503), or the code's own bug (500)."""
+    try:
+        return await request.state.state.schema.pending() is not None
+    except Exception:  # the database went away meanwhile: the missing table is still most likely the schema's
+        return True
 
 
 def install(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from .db import PoolStats, pool_stats
 from .errors import problem, problem_response
 from .resilience import Dependency
+from .schema import SchemaGuard
 from .settings import HealthSettings
 from .shutdown import Lifecycle
 
@@ -130,6 +131,16 @@ def memory_check(warn_ratio: float, fail_ratio: float, *, cgroup: Path = Path("/
     return Check("memory:utilization", "system", critical=False, run=run)
 
 
+def schema_check(guard: SchemaGuard, *, critical: bool) -> Check:
+    """Fails while the database is behind the migrations this code ships (see schema.py)."""
+
+    async def run() -> Result:
+        reason = await guard.pending()
+        return Result("pass") if reason is None else Result("fail", output=reason)
+
+    return Check("database:schema", "datastore", critical, run)
+
+
 def _memory(cgroup: Path) -> tuple[int, int | None]:
     for usage_file, limit_file in (
         ("memory.current", "memory.max"),
@@ -201,9 +212,13 @@ def build_router(cfg: HealthSettings, lifecycle: Lifecycle, version: str) -> API
             return _json({"status": "fail", "output": "starting"}, 503, "application/json")
         state: State = request.state.state
         results = await state.health.results(critical_only=True)
-        failing = [name for name, (_check, result) in results.items() if result.status == "fail"]
+        failing = [
+            f"{name} ({result.output})" if result.output else name
+            for name, (_check, result) in results.items()
+            if result.status == "fail"
+        ]
         if failing:
-            return _json({"status": "fail", "output": f"failing: {', '.join(failing)}"}, 503, "application/json")
+            return _json({"status": "fail", "output": f"failing: {'; '.join(failing)}"}, 503, "application/json")
         return _json({"status": "pass"}, 200, "application/json")
 
     @router.get("", response_class=HealthResponse, responses=health_json)

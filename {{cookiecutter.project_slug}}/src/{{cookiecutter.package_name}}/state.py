@@ -14,6 +14,7 @@ from .cache import Cache
 from .health import HealthChecks
 from .metrics import Metrics
 from .resilience import Dependency
+from .schema import SchemaGuard
 from .settings import Settings
 from .shutdown import Lifecycle
 
@@ -40,6 +41,7 @@ class State:
     cache: Cache
     guards: Guards
     health: HealthChecks
+    schema: SchemaGuard
 
 
 # Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker thread, per request.

@@ -1,33 +1,68 @@
-"""Alembic migrations, shipped inside the package so that ``python -m {{ cookiecutter.package_name }} migrate`` works in the image."""
+"""Alembic migrations, shipped inside the package so that ``python -m {{ cookiecutter.package_name }} migrate`` works in the image.
+
+Migrating is a step of its own (compose's migrate service, the Kubernetes Job, ``make migrate``); the server
+migrates by itself only on the embedded SQLite. On PostgreSQL the upgrade holds an advisory lock for its whole
+transaction, so that two started at once run one after the other: the second finds the schema current.
+"""
 
 from __future__ import annotations
 
+import zlib
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..db import create_engine
 from ..settings import DbSettings
 
 SCRIPTS = Path(__file__).parent
+# The advisory lock's key: one per service, so that services sharing a server don't wait on each other.
+LOCK_KEY = zlib.crc32(b"{{ cookiecutter.package_name }}.migrations")
 
 
-def _config(connection: Connection) -> Config:
+def _config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
     config.attributes["connection"] = connection
     return config
 
 
+@cache
+def shipped_heads() -> frozenset[str]:
+    """The revisions this code's migrations end at."""
+    return frozenset(ScriptDirectory.from_config(_config()).get_heads())
+
+
+@cache
+def shipped_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions())
+
+
 async def upgrade(cfg: DbSettings, revision: str = "head") -> None:
-    engine = create_engine(cfg)
+    # No statement timeout: a migration may rewrite a large table, and may wait for another one's lock.
+    engine = create_engine(cfg, timeouts=False)
     try:
         async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
             await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), revision))
     finally:
         await engine.dispose()
+
+
+async def applied(engine: AsyncEngine) -> frozenset[str]:
+    """The revisions the database is at: none before its first migration."""
+    async with engine.connect() as conn:
+        has_table = await conn.run_sync(lambda sync_conn: sync_conn.dialect.has_table(sync_conn, "alembic_version"))
+        if not has_table:
+            return frozenset()
+        return frozenset(await conn.scalars(text("SELECT version_num FROM alembic_version")))
 
 
 async def new_revision(cfg: DbSettings, message: str) -> None:
