@@ -6,11 +6,14 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import venv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +116,8 @@ def container_env() -> Iterator[dict[str, str]]:
         run([str(SANDBOX), "stop"], cwd=TEMPLATE)
 
 
-# `--format docker`: an OCI image, podman's default, has no HEALTHCHECK. `--network host`: the machines these tests
-# run on forward nothing from podman's bridge networks to the outside, and the build installs from the package index.
-BUILD = ["podman", "build", "--format", "docker", "--network", "host"]
+# `--format docker`: an OCI image, podman's default, has no HEALTHCHECK.
+BUILD = ["podman", "build", "--format", "docker"]
 
 
 def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -126,12 +128,53 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 
 
 @pytest.fixture(scope="session")
-def service_image(default_project: Path, container_env: dict[str, str]) -> Iterator[str]:
+def image_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default answers baked for the image alone: no test's venv, cache or bytecode lands in its context."""
+    return bake(tmp_path_factory.mktemp("image"))
+
+
+@pytest.fixture(scope="session")
+def service_image(image_project: Path, container_env: dict[str, str]) -> Iterator[str]:
     """The default bake's Dockerfile built as written, from no cache: its tag."""
-    tag = f"localhost/{default_project.name}:test"
+    tag = f"localhost/{image_project.name}:test"
     started = time.monotonic()
-    run([*BUILD, "--no-cache", "--tag", tag, "."], cwd=default_project, timeout=900)
+    run([*BUILD, "--no-cache", "--tag", tag, "."], cwd=image_project, timeout=900)
     size = int(podman("image", "inspect", "--format", "{{.Size}}", tag).stdout)
     print(f"\n[figure] {tag}: {size / 1e6:.0f} MB, cold build {time.monotonic() - started:.0f} s")
     yield tag
     podman("rmi", "--force", tag, check=False)
+    podman("image", "prune", "--force", check=False)  # this build's layers: the next session builds from none
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def call(method: str, url: str, body: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, bytes]:
+    """One HTTP request (JSON ``body``): its status and body, whatever the status."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def answers(url: str) -> bool:
+    """Whether GET ``url`` answers 200 now."""
+    try:
+        return call("GET", url, timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60) -> float:
+    """Seconds until ``predicate`` holds; fails the test after ``timeout``."""
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
+        time.sleep(0.2)
+    return time.monotonic() - started

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BUILD, podman
+from conftest import BUILD, answers, call, free_port, podman, wait_for
 
 AS_THE_POD_RUNS_IT = [
     "--read-only", "--tmpfs", "/tmp", "--user", "10001:10001",
@@ -30,41 +27,10 @@ AS_THE_POD_RUNS_IT = [
 ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def call(method: str, url: str, body: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def wait_until(what: str, predicate: Callable[[], bool], timeout: float = 60) -> float:
-    started = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
 @dataclass
 class Stack:
     network: str
     env: list[str]  # the app's and the migration's variables, as `-e` options
-
-
-def answers(url: str) -> bool:
-    try:
-        return call("GET", url, timeout=2)[0] == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +46,7 @@ def stack(container_env: dict[str, str]) -> Iterator[Stack]:
         )  # fmt: skip
         podman("run", "--detach", "--name", redis, "--network", network, "docker.io/library/redis:7-bookworm")
         ready = ["exec", postgres, "pg_isready", "-h", "127.0.0.1", "-U", "app", "-d", "app"]
-        wait_until("PostgreSQL ready", lambda: podman(*ready, check=False).returncode == 0)
+        wait_for("PostgreSQL ready", lambda: podman(*ready, check=False).returncode == 0)
         env = [f"DATABASE_URL=postgresql://app:app@{postgres}:5432/app", f"REDIS_URL=redis://{redis}:6379/0"]
         yield Stack(network, [option for value in env for option in ("-e", value)])
     finally:
@@ -89,8 +55,8 @@ def stack(container_env: dict[str, str]) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="module")
-def migrated(stack: Stack, service_image: str, default_project: Path) -> Stack:
-    package = default_project.name.replace("-", "_")
+def migrated(stack: Stack, service_image: str, image_project: Path) -> Stack:
+    package = image_project.name.replace("-", "_")
     command = ["run", "--rm", "--network", stack.network, *AS_THE_POD_RUNS_IT, *stack.env, service_image]
     podman(*command, "python", "-m", package, "migrate")
     return stack
@@ -112,7 +78,7 @@ def app(migrated: Stack, service_image: str) -> Iterator[App]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        waited = wait_until("ready", lambda: answers(f"{url}/health/ready"))
+        waited = wait_for("ready", lambda: answers(f"{url}/health/ready"))
         print(f"\n[figure] the container answered ready {waited:.1f} s after `podman run` returned")
         yield App(name, url)
     finally:
@@ -123,7 +89,9 @@ def app(migrated: Stack, service_image: str) -> Iterator[App]:
 def build(tag: str, context: Path) -> str:
     """Build ``context`` as ``tag``: what podman said, in order (it says "Using cache" on stderr)."""
     command = [*BUILD, "--tag", tag, "."]
-    result = subprocess.run(command, cwd=context, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900)
+    result = subprocess.run(
+        command, cwd=context, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=900, check=False
+    )
     assert result.returncode == 0, result.stdout[-8000:]
     return result.stdout
 
@@ -134,18 +102,18 @@ def steps(output: str, *instructions: str) -> list[str]:
 
 
 def test_a_second_build_reuses_every_layer_and_a_code_change_only_the_code(
-    service_image: str, default_project: Path, tmp_path: Path
+    service_image: str, image_project: Path, tmp_path: Path
 ) -> None:
     """Unchanged, no step runs again; a code change reinstalls no dependency.
     The image keeps its HEALTHCHECK."""
     started = time.monotonic()
-    warm = build(service_image, default_project)
+    warm = build(service_image, image_project)
     print(f"\n[figure] warm build (nothing changed): {time.monotonic() - started:.1f} s")
     # Every RUN: nothing is installed again. (podman 4.3's buildah copies a COPY --from again all the same.)
     assert all("Using cache" in step for step in steps(warm, "RUN"))
     health = podman("image", "inspect", "--format", "{{json .Config.Healthcheck}}", service_image).stdout
     assert "/live" in health, health
-    project = Path(shutil.copytree(default_project, tmp_path / default_project.name))
+    project = Path(shutil.copytree(image_project, tmp_path / image_project.name))
     package = project / "src" / project.name.replace("-", "_")
     (package / "__init__.py").write_text((package / "__init__.py").read_text() + f"# change {uuid.uuid4()}\n")
     started = time.monotonic()
@@ -195,6 +163,8 @@ def test_podman_stop_lets_every_request_in_flight_finish_then_exits_0(app: App, 
         stop.result()
     stopped = time.monotonic() - started
     exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", app.name).stdout.strip()
-    print(f"\n[figure] podman stop: {statuses.count(201)}/8 writes in flight completed, exit {exit_code}, {stopped:.1f} s")
+    print(
+        f"\n[figure] podman stop: {statuses.count(201)}/8 writes in flight completed, exit {exit_code}, {stopped:.1f} s"
+    )
     assert statuses == [201] * 8
     assert exit_code == "0"

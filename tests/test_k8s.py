@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEMPLATE, bake, run
+from conftest import TEMPLATE, bake, free_port, run
 from dockerfile_parse import DockerfileParser
 from kubernetes_validate import utils as kubernetes_validate
 
@@ -275,12 +274,6 @@ def test_migration_job_runs_the_release_as_the_pods_do(rendered: dict[str, list[
     assert own["podSelector"]["matchLabels"].items() <= labels.items()
     assert own["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in own
     assert sorted(port["port"] for rule in own["egress"] for port in rule["ports"]) == [53, 53, 5432]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> int:

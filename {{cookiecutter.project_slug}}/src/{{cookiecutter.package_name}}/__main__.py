@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from . import migrations
+    from .observability import configure_logging
 
+    if args.command in ("migrate", "revision"):
+        configure_logging(settings.service.log_level)  # alembic says what it applies, as JSON lines
     if args.command == "check-config":
         print(check_config(settings))
     elif args.command == "migrate":

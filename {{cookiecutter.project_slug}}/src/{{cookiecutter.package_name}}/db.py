@@ -23,15 +23,14 @@ from .resilience import is_failure
 from .settings import DbSettings
 
 log = logging.getLogger(__name__)
+SERVICE = "{{ cookiecutter.project_slug }}"  # the application_name PostgreSQL shows for its connections
 
 
 class Base(DeclarativeBase):
     """Declarative base of every table; alembic reads its metadata."""
 
 
-def create_engine(
-    cfg: DbSettings, *, application_name: str = "{{ cookiecutter.project_slug }}", timeouts: bool = True
-) -> AsyncEngine:
+def create_engine(cfg: DbSettings, *, application_name: str = SERVICE, timeouts: bool = True) -> AsyncEngine:
     """The engine for ``cfg``; ``timeouts=False`` lifts the statement timeouts (migrations only)."""
     url = make_url(cfg.url.get_secret_value())
     options: dict[str, Any] = {"pool_pre_ping": cfg.pool_pre_ping}

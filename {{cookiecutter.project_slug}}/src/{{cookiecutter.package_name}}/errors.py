@@ -117,7 +117,7 @@ async def _infrastructure(request: Request, exc: Exception) -> Response:
         log.warning("dependency failure", extra={"path": request.url.path, "error": type(exc).__name__})
         return problem(503, "A dependency is unavailable.", instance=request.url.path, headers=_retry_after(1))
     if missing_object(exc) and await _migrations_pending(request):
-        return problem(503, "Database migrations pending: retry once they have run.", instance=request.url.path, headers=_retry_after(5))
+        return problem(503, "Database migrations pending.", instance=request.url.path, headers=_retry_after(5))
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return problem(500, instance=request.url.path)
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -110,3 +114,13 @@ def test_gunicorn_migrates_the_embedded_database_once_before_the_workers_start(t
         assert httpx.get(f"{server.url}/health/ready", timeout=5).status_code == 200
     upgrades = [line for line in server.log.read_text().splitlines() if "Running upgrade" in line]
     assert len(upgrades) == len(migrations.shipped_revisions()), upgrades
+
+
+def test_the_migrate_command_says_what_it_applies_once(tmp_path: Path) -> None:
+    """`migrate` logs each revision it applies as a JSON line; run again, it applies nothing."""
+    env = {"PATH": os.environ["PATH"], "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "migrate"]
+    said = [subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout for _ in range(2)]
+    applied = [json.loads(line)["message"] for line in said[0].splitlines() if "Running upgrade" in line]
+    assert len(applied) == len(migrations.shipped_revisions()), said[0]
+    assert "Running upgrade" not in said[1]
