@@ -137,6 +137,11 @@ def image_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def service_image(image_project: Path, container_env: dict[str, str]) -> Iterator[str]:
     """The default bake's Dockerfile built as written, from no cache: its tag."""
     tag = f"localhost/{image_project.name}:test"
+    # An interrupted build leaves working containers that pin half a chain of cached layers: a later build would
+    # take its first steps from that chain and miss the rest.
+    listed = podman("ps", "--all", "--external", "--format", "{{.ID}} {{.Status}}").stdout.splitlines()
+    if leftovers := [line.split()[0] for line in listed if line.endswith("Storage")]:
+        podman("rm", "--force", *leftovers)
     started = time.monotonic()
     run([*BUILD, "--no-cache", "--tag", tag, "."], cwd=image_project, timeout=900)
     size = int(podman("image", "inspect", "--format", "{{.Size}}", tag).stdout)

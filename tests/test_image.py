@@ -110,7 +110,7 @@ def test_a_second_build_reuses_every_layer_and_a_code_change_only_the_code(
     warm = build(service_image, image_project)
     print(f"\n[figure] warm build (nothing changed): {time.monotonic() - started:.1f} s")
     # Every RUN: nothing is installed again. (podman 4.3's buildah copies a COPY --from again all the same.)
-    assert all("Using cache" in step for step in steps(warm, "RUN"))
+    assert all("Using cache" in step for step in steps(warm, "RUN")), warm[:6000]
     health = podman("image", "inspect", "--format", "{{json .Config.Healthcheck}}", service_image).stdout
     assert "/live" in health, health
     project = Path(shutil.copytree(image_project, tmp_path / image_project.name))
