@@ -21,10 +21,14 @@ $(CHECKOV):
 venv: $(BIN)/python $(CHECKOV)
 	$(BIN)/python -m pip install -q -r requirements-test.txt
 
-demo: venv  ## bake the default answers and serve them on 127.0.0.1:$(PORT), embedded SQLite and cache
+$(BIN)/cookiecutter: | $(BIN)/python
+	$(BIN)/python -m pip install -q "$$(grep '^cookiecutter' requirements-test.txt)"
+
+# make hands SIGTERM to its child: exec makes that child the baked project's make, whose `run` execs the server.
+demo: $(BIN)/cookiecutter  ## bake the default answers and serve them on 127.0.0.1:$(PORT) (PORT=8001 make demo), embedded SQLite and cache
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	$(BIN)/cookiecutter --no-input -o $(DEMO_DIR) .
-	cd $(DEMO_DIR)/* && $(MAKE) run PORT=$(PORT)
+	cd $(DEMO_DIR)/* && exec $(MAKE) run PORT=$(PORT)
 
 test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks
 	$(BIN)/python -m pytest

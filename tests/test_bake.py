@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,6 +42,26 @@ def test_ruff_lint_and_format(default_project: Path, default_bin: Path) -> None:
 def test_mypy_strict(default_project: Path, default_bin: Path) -> None:
     """The baked project (source and tests) passes mypy --strict as generated."""
     run([str(default_bin / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests"], cwd=default_project)
+
+
+def test_pre_commit_agrees_with_make_lint(default_project: Path, default_bin: Path, tmp_path: Path) -> None:
+    """The baked pre-commit configuration passes on the project as generated, and each of its hooks stops a
+    commit that breaks what it checks."""
+    project = Path(shutil.copytree(default_project, tmp_path / default_project.name, symlinks=True))
+    (project / ".venv").symlink_to(default_bin.parent)  # the project's own environment, as `make install` makes it
+    env = {**os.environ, "PRE_COMMIT_HOME": str(TEMPLATE / ".bake" / "pre-commit")}
+    run(["git", "init", "-q"], cwd=project)
+    run(["git", "add", "-A"], cwd=project)
+    hooks = [str(default_bin / "pre-commit"), "run", "--all-files", "--show-diff-on-failure"]
+    run(hooks, cwd=project, env=env)
+    package = project / "src" / default_project.name.replace("-", "_")
+    (package / "broken.py").write_text("import os\n\n\ndef f(x):\n    return x")  # unused, untyped, unformatted
+    (project / "broken.yaml").write_text("key: [\n")
+    (project / "NOTES.md").write_text("no last newline")
+    run(["git", "add", "-A"], cwd=project)
+    failed = subprocess.run(hooks, cwd=project, env=env, capture_output=True, text=True, check=False)
+    said = {line.split(".")[0].strip() for line in failed.stdout.splitlines() if line.endswith("Failed")}
+    assert said == {"ruff check", "ruff format", "mypy --strict", "check yaml", "end of files"}, failed.stdout
 
 
 def test_own_suite_passes_with_real_services(

@@ -51,6 +51,17 @@ def test_workflow_matches_github_schema(workflow_project: Path) -> None:
     )
 
 
+def test_dependabot_config_matches_its_schema_and_covers_every_ecosystem(workflow_project: Path) -> None:
+    """Python dependencies, actions and the base image are updated weekly, in one pull request."""
+    path = workflow_project / ".github" / "dependabot.yml"
+    run([str(TOOLS / "check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(path)], cwd=workflow_project)
+    config = yaml.safe_load(path.read_text())
+    assert config["multi-ecosystem-groups"] == {"weekly": {"schedule": {"interval": "weekly"}}}
+    updates = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert sorted(updates) == ["docker", "github-actions", "pip"]
+    assert all(u["multi-ecosystem-group"] == "weekly" and u["patterns"] == ["*"] for u in updates.values())
+
+
 def test_workflow_uses_the_answers(workflow: dict[Any, Any]) -> None:
     """CI runs the chosen Python and probes the chosen port; GitHub's own expressions survive the rendering."""
     expected = {

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import SettingsFactory, client_for, problem
+from tests.items import UTC_TIMESTAMP
 
 
 async def test_items_round_trip(make_settings: SettingsFactory) -> None:
@@ -16,6 +17,7 @@ async def test_items_round_trip(make_settings: SettingsFactory) -> None:
         assert created.status_code == 201
         item = created.json()
         assert item["id"] >= 1 and item["name"] == "bolt"
+        assert UTC_TIMESTAMP.fullmatch(item["created_at"]), item["created_at"]
         fetched = await client.get(f"/api/v1/items/{item['id']}")
         assert fetched.status_code == 200
         assert fetched.json() == item

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, WithJsonSchema
 
 
 def _storable(value: str) -> str:
@@ -24,6 +24,24 @@ Name = Annotated[
 Description = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL), AfterValidator(_storable)]
 
 
+def _utc(value: datetime) -> datetime:
+    """SQLite gives naive timestamps (its CURRENT_TIMESTAMP is UTC), PostgreSQL aware ones: both become UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+# One format on every backend: 2026-12-02T02:40:41.407772Z.
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_utc),
+    PlainSerializer(_iso, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
+
+
 class ItemCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,7 +55,7 @@ class ItemOut(BaseModel):
     id: int
     name: str
     description: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class ItemPage(BaseModel):
