@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, bake, run, run_suite
+from conftest import TEMPLATE, answers, bake, free_port, run, run_suite, wait_for
 
 UNRENDERED = re.compile(r"{{\s*cookiecutter\.|{%-?\s")
 # One mypy cache for every bake: mypy re-checks only what differs from a project it has seen (and what depends
@@ -62,6 +65,36 @@ def test_pre_commit_agrees_with_make_lint(default_project: Path, default_bin: Pa
     failed = subprocess.run(hooks, cwd=project, env=env, capture_output=True, text=True, check=False)
     said = {line.split(".")[0].strip() for line in failed.stdout.splitlines() if line.endswith("Failed")}
     assert said == {"ruff check", "ruff format", "mypy --strict", "check yaml", "end of files"}, failed.stdout
+
+
+def test_make_installs_only_when_pyproject_changes(default_project: Path, default_bin: Path, tmp_path: Path) -> None:
+    """A target installs first only when pyproject.toml is newer than the last install."""
+    project = Path(shutil.copytree(default_project, tmp_path / default_project.name))
+    (project / ".venv").symlink_to(default_bin.parent)  # the shared environment, the project already in it
+    (default_bin.parent / ".installed").touch()
+    assert "pip install" not in run(["make", "-n", "lint"], cwd=project).stdout
+    os.utime(project / "pyproject.toml")  # edited after the last install
+    assert "pip install" in run(["make", "-n", "lint"], cwd=project).stdout
+
+
+def test_make_demo_serves_and_sigterm_to_it_stops_the_server(tmp_path: Path) -> None:
+    """`make demo` bakes and serves on PORT; SIGTERM to make alone (a process manager's stop) stops the
+    server rather than orphaning it."""
+    port, log = free_port(), tmp_path / "demo.log"
+    command = ["make", "demo", f"DEMO_DIR={tmp_path / 'demo'}", f"PORT={port}"]
+    with log.open("w") as out:
+        make = subprocess.Popen(command, cwd=TEMPLATE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        waited = wait_for("the demo", lambda: answers(f"http://127.0.0.1:{port}/health/ready"), timeout=600)
+        print(f"\n[figure] make demo answered ready after {waited:.0f} s")
+        make.send_signal(signal.SIGTERM)
+        make.wait(timeout=30)
+        wait_for("the server to stop", lambda: not answers(f"http://127.0.0.1:{port}/health/live"), timeout=10)
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, "the server still listens after make was stopped"
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the demo's process group
+            os.killpg(make.pid, signal.SIGKILL)
 
 
 def test_own_suite_passes_with_real_services(
