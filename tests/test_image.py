@@ -30,6 +30,7 @@ AS_THE_POD_RUNS_IT = [
 @dataclass
 class Stack:
     network: str
+    postgres: str  # the container's name
     env: list[str]  # the app's and the migration's variables, as `-e` options
 
 
@@ -48,7 +49,7 @@ def stack(container_env: dict[str, str]) -> Iterator[Stack]:
         ready = ["exec", postgres, "pg_isready", "-h", "127.0.0.1", "-U", "app", "-d", "app"]
         wait_for("PostgreSQL ready", lambda: podman(*ready, check=False).returncode == 0)
         env = [f"DATABASE_URL=postgresql://app:app@{postgres}:5432/app", f"REDIS_URL=redis://{redis}:6379/0"]
-        yield Stack(network, [option for value in env for option in ("-e", value)])
+        yield Stack(network, postgres, [option for value in env for option in ("-e", value)])
     finally:
         podman("rm", "--force", "--time", "0", postgres, redis, check=False)
         podman("network", "rm", "--force", network, check=False)
@@ -146,8 +147,7 @@ def test_the_image_serves_as_the_pod_runs_it(app: App) -> None:
 
 def test_podman_stop_lets_every_request_in_flight_finish_then_exits_0(app: App, migrated: Stack) -> None:
     """SIGTERM while writes wait on a paused PostgreSQL: each write completes once it resumes, then exit 0."""
-    postgres = next(part.split("@")[1].split(":")[0] for part in migrated.env if part.startswith("DATABASE_URL="))
-    podman("pause", postgres)
+    podman("pause", migrated.postgres)
     with ThreadPoolExecutor(8) as pool:
         try:
             writes = [pool.submit(call, "POST", f"{app.url}/api/v1/items", {"name": f"w{i}"}) for i in range(8)]
@@ -158,7 +158,7 @@ def test_podman_stop_lets_every_request_in_flight_finish_then_exits_0(app: App, 
             time.sleep(1)
             assert not stop.done(), "the container stopped with requests in flight"
         finally:
-            podman("unpause", postgres)
+            podman("unpause", migrated.postgres)
         statuses = [write.result()[0] for write in writes]
         stop.result()
     stopped = time.monotonic() - started
