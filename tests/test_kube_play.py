@@ -11,8 +11,10 @@ does about the rest, and why:
   containerPort is not published on the host: the test talks to the pod's address on its network.
 - podman ignores the startup and readiness probes, preStop and terminationGracePeriodSeconds, and turns the
   liveness probe into a curl command the image does not have: the test requests each probe's path itself.
-- `podman kube down` stops with SIGKILL; the drain is `podman pod stop` with the pod's grace period, as the
-  kubelet gives it, and `kube down` then removes what is left.
+- `podman kube down` stops with SIGKILL, and `podman pod stop` stops the pod's infra container, and with it the
+  pod's network, at the same moment as the app, which then cannot even close its database connections. The
+  kubelet stops the containers first and the pod's network last: the test stops the app container with the
+  pod's grace period, then the pod, and `kube down` removes what is left.
 Names get a per-run suffix: podman's secrets and emptyDir volumes are global to the machine.
 """
 
@@ -170,14 +172,17 @@ def test_the_probes_and_the_api_answer(played: Played) -> None:
 
 
 def test_stopping_the_pod_drains_it_to_exit_0(played: Played) -> None:
-    """SIGTERM with the pod's grace period, as the kubelet sends it: a clean drain and exit 0."""
-    wait_for("ready", lambda: answers(f"{played.url}/health/ready"))
+    """SIGTERM with the pod's grace period, as the kubelet sends it: a clean drain, every pool closed, exit 0."""
+    wait_for("ready", lambda: answers(f"{played.url}/health/ready"))  # pooled connections to close at the end
     grace = played.deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     started = time.monotonic()
-    podman("pod", "stop", "--time", str(grace), played.app_pod, timeout=grace + 30)
+    podman("stop", "--time", str(grace), played.app, timeout=grace + 30)
     stopped = time.monotonic() - started
+    podman("pod", "stop", played.app_pod)
     exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", played.app).stdout.strip()
-    print(f"\n[figure] pod stop: exit {exit_code} in {stopped:.1f} s (grace {grace} s)")
+    print(f"\n[figure] stop: exit {exit_code} in {stopped:.1f} s (grace {grace} s)")
     assert exit_code == "0"
     logs = podman("logs", played.app)
-    assert "draining" in logs.stdout + logs.stderr
+    said = logs.stdout + logs.stderr
+    assert "draining" in said and "closed database pool" in said
+    assert "could not close" not in said
