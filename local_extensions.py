@@ -31,14 +31,14 @@ def _hook_rules() -> Callable[[dict[str, str]], list[str]]:
     return validate
 
 
+_validate = _hook_rules()
+
+
 def refuse_bad_answers(answers: Mapping[str, Any]) -> str:
     problems = _validate({key: str(value) for key, value in answers.items() if not key.startswith("_")})
     if problems:
         raise FailedHookException("\n".join(f"error: {problem}" for problem in problems))
     return ""
-
-
-_validate = _hook_rules()
 
 
 class AnswersGuard(Extension):

@@ -127,6 +127,12 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
     return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def logs(container: str) -> str:
+    """What the container wrote, stdout and stderr alike."""
+    said = podman("logs", container, check=False)
+    return said.stdout + said.stderr
+
+
 @pytest.fixture(scope="session")
 def image_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default answers baked for the image alone: no test's venv, cache or bytecode lands in its context."""
@@ -155,6 +161,12 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def call(method: str, url: str, body: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, bytes]:

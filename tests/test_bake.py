@@ -7,12 +7,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, answers, bake, free_port, run, run_suite, wait_for
+from conftest import TEMPLATE, answers, bake, free_port, listening, run, run_suite, wait_for
 
 UNRENDERED = re.compile(r"{{\s*cookiecutter\.|{%-?\s")
 # One mypy cache for every bake: mypy re-checks only what differs from a project it has seen (and what depends
@@ -90,8 +89,7 @@ def test_make_demo_serves_and_sigterm_to_it_stops_the_server(tmp_path: Path) -> 
         make.send_signal(signal.SIGTERM)
         make.wait(timeout=30)
         wait_for("the server to stop", lambda: not answers(f"http://127.0.0.1:{port}/health/live"), timeout=10)
-        with socket.socket() as sock:
-            assert sock.connect_ex(("127.0.0.1", port)) != 0, "the server still listens after make was stopped"
+        assert not listening(port), "the server still listens after make was stopped"
     finally:
         with contextlib.suppress(ProcessLookupError):  # whatever is left of the demo's process group
             os.killpg(make.pid, signal.SIGKILL)

@@ -13,7 +13,6 @@ translation of the file. test_docker.py checks that the file names those conditi
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 import uuid
@@ -24,14 +23,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import answers, call, podman, run, wait_for
+from conftest import answers, call, listening, logs, podman, run, wait_for
 
 COMPOSE = Path(sys.executable).parent / "podman-compose"
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 class Stack:
@@ -50,7 +44,7 @@ class Stack:
         started, container = time.monotonic(), self.container(service)
         if condition == "service_completed_successfully":
             exit_code = podman("wait", container, timeout=300).stdout.strip()
-            assert exit_code == "0", podman("logs", container, check=False).stdout[-3000:]
+            assert exit_code == "0", logs(container)[-3000:]
         elif condition == "service_healthy":
             check = self.services[service]["healthcheck"]
             interval = float(check["interval"].removesuffix("s"))
@@ -93,7 +87,7 @@ def stack(image_project: Path, service_image: str) -> Iterator[Stack]:
 def test_compose_brings_the_stack_up_in_order_and_down_with_its_volumes(stack: Stack) -> None:
     """Servers healthy, then the migration to exit 0, then the service ready and serving; down leaves nothing."""
     port = int(stack.services["app"]["ports"][0].split(":")[0])
-    assert port_free(port), f"port {port}, which docker-compose.yml publishes, is taken on this machine"
+    assert not listening(port), f"port {port}, which docker-compose.yml publishes, is taken on this machine"
     started = time.monotonic()
     order = stack.up()
     assert order.index("migrate") < order.index("app")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BUILD, answers, call, free_port, podman, wait_for
+from conftest import BUILD, answers, call, free_port, logs, podman, wait_for
 
 AS_THE_POD_RUNS_IT = [
     "--read-only", "--tmpfs", "/tmp", "--user", "10001:10001",
@@ -83,7 +83,7 @@ def app(migrated: Stack, service_image: str) -> Iterator[App]:
         print(f"\n[figure] the container answered ready {waited:.1f} s after `podman run` returned")
         yield App(name, url)
     finally:
-        print(podman("logs", "--tail", "20", name, check=False).stdout[-3000:])
+        print(logs(name)[-3000:])
         podman("rm", "--force", "--time", "0", name, check=False)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import answers, call, podman, wait_for
+from conftest import answers, call, logs, podman, wait_for
 from test_k8s import container_of, one, render
 
 Obj = dict[str, Any]
@@ -55,7 +55,6 @@ def for_podman(pod_spec: Obj, run: str) -> Obj:
 
 @dataclass
 class Played:
-    network: str
     app_pod: str
     app: str  # the app container
     migrate: str  # the migration container
@@ -126,7 +125,7 @@ def played(image_project: Path, service_image: str, tmp_path_factory: pytest.Tem
             "inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', infra
         ).stdout.strip()
         url = f"http://{address}:{config_map['data']['PORT']}"
-        yield Played(network, app_pod, f"{app_pod}-app", migrate, url, deployment, config_map["data"], database_url)
+        yield Played(app_pod, f"{app_pod}-app", migrate, url, deployment, config_map["data"], database_url)
     finally:
         for file in reversed(played_files):
             podman("kube", "down", file, check=False)
@@ -138,7 +137,7 @@ def played(image_project: Path, service_image: str, tmp_path_factory: pytest.Tem
 def test_the_migration_job_completes(played: Played) -> None:
     """The Job's pod, with the Deployment's hardening and settings, migrates the database and exits 0."""
     assert podman("inspect", "--format", "{{.State.ExitCode}}", played.migrate).stdout.strip() == "0"
-    assert "Running upgrade" in podman("logs", played.migrate).stdout + podman("logs", played.migrate).stderr
+    assert "Running upgrade" in logs(played.migrate)
 
 
 def test_the_pod_runs_as_the_manifest_says(played: Played) -> None:
@@ -182,7 +181,6 @@ def test_stopping_the_pod_drains_it_to_exit_0(played: Played) -> None:
     exit_code = podman("inspect", "--format", "{{.State.ExitCode}}", played.app).stdout.strip()
     print(f"\n[figure] stop: exit {exit_code} in {stopped:.1f} s (grace {grace} s)")
     assert exit_code == "0"
-    logs = podman("logs", played.app)
-    said = logs.stdout + logs.stderr
+    said = logs(played.app)
     assert "draining" in said and "closed database pool" in said
     assert "could not close" not in said

@@ -34,14 +34,18 @@ def _config(connection: Connection | None = None) -> Config:
 
 
 @cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
 def shipped_heads() -> frozenset[str]:
     """The revisions this code's migrations end at."""
-    return frozenset(ScriptDirectory.from_config(_config()).get_heads())
+    return frozenset(_scripts().get_heads())
 
 
-@cache
 def shipped_revisions() -> frozenset[str]:
-    return frozenset(script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions())
+    """Every revision this code ships: a database at any other is ahead of it."""
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 async def upgrade(cfg: DbSettings, revision: str = "head") -> None:
