@@ -7,7 +7,7 @@ DEMO_DIR := .bake/demo
 CHECKOV := .bake/checkov-venv/bin/checkov
 PORT ?= 8000
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ demo: $(BIN)/cookiecutter  ## bake the default answers and serve them on 127.0.0
 
 test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks
 	$(BIN)/python -m pytest
+
+lock: venv  ## refresh the locks every bake ships, for every answer combination; UPGRADE=1 takes the newest releases
+	$(BIN)/python scripts/lock $(if $(UPGRADE),--upgrade)
 
 bench: venv  ## the baked service against a bare FastAPI app (about 6 min); BENCH_ARGS="--quick", "--profile", "--ref REF"
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -56,17 +57,30 @@ def run_suite(label: str, bin_dir: Path, project: Path, env: dict[str, str], *pa
     assert "skipped" not in summary and "failed" not in summary and "error" not in summary
 
 
-def project_venv(project: Path) -> Path:
-    """A virtual environment with ``project`` installed with its dev extras; returns its bin folder.
+def locked_venv(project: Path) -> Path:
+    """A virtual environment holding exactly ``project``'s dev lock, installed as `make install` does (hashes
+    required); returns its bin folder.
 
-    The environment lives next to the template's own (``.bake/venv``) and is reused between
-    projects: reinstalling only the project itself takes a second, not a minute.
+    There is one environment per distinct lock, under ``.bake/venvs``, kept between sessions: every bake whose
+    answers lock the same set shares it, so the combinations run on the set their own lock names.
     """
-    env_dir = TEMPLATE / ".bake" / "venv"
+    lock = project / "requirements" / "dev.txt"
+    env_dir = TEMPLATE / ".bake" / "venvs" / hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
     bin_dir = env_dir / "bin"
-    if not (bin_dir / "python").exists():
+    if not (env_dir / ".installed").exists():
+        shutil.rmtree(env_dir, ignore_errors=True)
         venv.create(env_dir, with_pip=True, symlinks=True)
-    run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "-e", f"{project}[dev]"], cwd=project)
+        run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--require-hashes", "-r", str(lock)], cwd=project)
+        (env_dir / ".installed").touch()
+    return bin_dir
+
+
+def project_venv(project: Path) -> Path:
+    """``locked_venv`` with ``project`` itself installed in it, editable and without dependencies, as `make install`
+    installs it; returns its bin folder."""
+    bin_dir = locked_venv(project)
+    install = ["install", "-q", "--no-deps", "--no-build-isolation", "-e", str(project)]
+    run([str(bin_dir / "python"), "-m", "pip", *install], cwd=project)
     return bin_dir
 
 

@@ -8,10 +8,11 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE, answers, bake, free_port, listening, run, run_suite, wait_for
+from conftest import TEMPLATE, answers, bake, free_port, listening, locked_venv, run, run_suite, wait_for
 
 UNRENDERED = re.compile(r"{{\s*cookiecutter\.|{%-?\s")
 # One mypy cache for every bake: mypy re-checks only what differs from a project it has seen (and what depends
@@ -66,14 +67,23 @@ def test_pre_commit_agrees_with_make_lint(default_project: Path, default_bin: Pa
     assert said == {"ruff check", "ruff format", "mypy --strict", "check yaml", "end of files"}, failed.stdout
 
 
-def test_make_installs_only_when_pyproject_changes(default_project: Path, default_bin: Path, tmp_path: Path) -> None:
-    """A target installs first only when pyproject.toml is newer than the last install."""
+@pytest.mark.parametrize("edited", ["pyproject.toml", "requirements/dev.txt"])
+def test_make_installs_only_when_pyproject_or_the_lock_changes(
+    edited: str, default_project: Path, default_bin: Path, tmp_path: Path
+) -> None:
+    """A target installs first only when pyproject.toml or the dev lock is newer than the last install, and then
+    installs the lock with hashes required and the project without dependencies."""
     project = Path(shutil.copytree(default_project, tmp_path / default_project.name))
     (project / ".venv").symlink_to(default_bin.parent)  # the shared environment, the project already in it
-    (default_bin.parent / ".installed").touch()
+    now = time.time()
+    for source in ("pyproject.toml", "requirements/dev.txt"):
+        os.utime(project / source, (now - 100, now - 100))
+    os.utime(default_bin.parent / ".installed", (now - 50, now - 50))
     assert "pip install" not in run(["make", "-n", "lint"], cwd=project).stdout
-    os.utime(project / "pyproject.toml")  # edited after the last install
-    assert "pip install" in run(["make", "-n", "lint"], cwd=project).stdout
+    os.utime(project / edited, (now, now))  # edited after the last install
+    planned = run(["make", "-n", "lint"], cwd=project).stdout
+    assert "pip install -q --require-hashes -r requirements/dev.txt" in planned
+    assert "pip install -q --no-deps --no-build-isolation -e ." in planned
 
 
 def test_make_demo_serves_and_sigterm_to_it_stops_the_server(tmp_path: Path) -> None:
@@ -128,22 +138,22 @@ COMBINATIONS = [
 
 
 @pytest.mark.parametrize(("answers", "suite"), COMBINATIONS)
-def test_combination_bakes_clean(
-    answers: dict[str, str], suite: str, default_bin: Path, tool_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: dict[str, str], tmp_path: Path) -> None:
     """Every named answer combination bakes fully rendered, passes ruff, ruff format and mypy --strict, and its suite.
 
-    The suite runs on the default bake's environment (the same dependencies, or more) with the combination's
-    own package first on the path; "full" means with real servers and nothing skipped.
+    Each runs on an environment installed from its own dev lock with hashes required (combinations that lock the
+    same set share one), with the combination's package first on the path; "full" means with real servers and
+    nothing skipped.
     """
     project = bake(tmp_path, **answers)
+    bin_dir = locked_venv(project)
     leftovers = [p.name for p in project.rglob("*") if p.is_file() and UNRENDERED.search(p.read_text(errors="ignore"))]
     assert leftovers == []
-    run([str(default_bin / "ruff"), "check", "--no-cache", "."], cwd=project)
-    run([str(default_bin / "ruff"), "format", "--check", "--no-cache", "."], cwd=project)
-    run([str(default_bin / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests"], cwd=project)
+    run([str(bin_dir / "ruff"), "check", "--no-cache", "."], cwd=project)
+    run([str(bin_dir / "ruff"), "format", "--check", "--no-cache", "."], cwd=project)
+    run([str(bin_dir / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests"], cwd=project)
     env = {**tool_env, "PYTHONPATH": str(project / "src"), "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"}
-    run_suite(f"{suite} suite", default_bin, project, env, *(["tests/unit"] if suite == "unit" else []))
+    run_suite(f"{suite} suite", bin_dir, project, env, *(["tests/unit"] if suite == "unit" else []))
 
 
 @pytest.mark.parametrize(

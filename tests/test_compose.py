@@ -81,7 +81,7 @@ def stack(image_project: Path, service_image: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.compose("down", "--volumes", timeout=120)
-        podman("untag", f"localhost/{image}", check=False)
+        podman("untag", service_image, f"localhost/{image}", check=False)
 
 
 def test_compose_brings_the_stack_up_in_order_and_down_with_its_volumes(stack: Stack) -> None:

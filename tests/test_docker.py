@@ -96,6 +96,26 @@ def test_dockerfile_structure(dockerfile: DockerfileParser) -> None:
         assert labels.get(f"org.opencontainers.image.{label}"), label
 
 
+def test_every_install_takes_a_lock_with_hashes_or_the_service_without_dependencies(
+    dockerfile: DockerfileParser,
+) -> None:
+    """Nothing is resolved at build time: each pip install takes a lock (hashes required, wheels only) or the
+    service's own wheel with --no-deps, built by the locked backend without build isolation (test_image checks
+    that the image then holds exactly the runtime lock)."""
+    commands = [
+        command.split() for value in values(dockerfile.structure, "RUN") for command in value.split("&&")
+        if re.search(r"pip (install|wheel)", command)
+    ]  # fmt: skip
+    assert len(commands) == 4, commands
+    for words in commands:
+        if "-r" in words:
+            assert {"--require-hashes", "--only-binary=:all:"} <= set(words), words
+            assert words[words.index("-r") + 1] in {"requirements/runtime.txt", "requirements/build.txt"}, words
+        else:
+            assert "--no-deps" in words, words
+    assert any("wheel" in words and "--no-build-isolation" in words for words in commands)
+
+
 def test_no_secret_in_env_or_arg(dockerfile: DockerfileParser) -> None:
     """No ENV or ARG of any stage names a password, secret, token or key."""
     names = [

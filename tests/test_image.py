@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BUILD, answers, call, free_port, logs, podman, wait_for
+from packaging.markers import Marker
+from packaging.utils import canonicalize_name
 
 AS_THE_POD_RUNS_IT = [
     "--read-only", "--tmpfs", "/tmp", "--user", "10001:10001",
@@ -121,10 +123,29 @@ def test_a_second_build_reuses_every_layer_and_a_code_change_only_the_code(
     changed = build(f"{service_image}-changed", project)
     print(f"[figure] build after a code change: {time.monotonic() - started:.1f} s")
     runs = steps(changed, "RUN")
-    dependencies = next(step for step in runs if "-r /tmp/requirements.txt" in step.splitlines()[0])
-    code = next(step for step in runs if "--no-deps ." in step.splitlines()[0])
+    dependencies = next(step for step in runs if "-r requirements/runtime.txt" in step.splitlines()[0])
+    code = next(step for step in runs if "--no-build-isolation" in step.splitlines()[0])
     assert "Using cache" in dependencies and "Using cache" not in code
     podman("rmi", f"{service_image}-changed", check=False)
+
+
+def test_the_image_holds_exactly_the_runtime_lock(service_image: str, image_project: Path) -> None:
+    """Its environment holds each package of requirements/runtime.txt whose marker fits the image, at its pinned
+    version, and the service itself; nothing else (no build backend, no test tool) but pip's own."""
+    environment = (
+        "import json; from pip._vendor.packaging.markers import default_environment as e; print(json.dumps(e()))"
+    )
+    image_env = json.loads(podman("run", "--rm", service_image, "python", "-c", environment).stdout)
+    locked = {}
+    for line in (image_project / "requirements" / "runtime.txt").read_text().splitlines():
+        if line and not line.startswith(("#", " ")):
+            pin, _, marker = line.rstrip(" \\").partition(" ; ")
+            if not marker or Marker(marker).evaluate(image_env):
+                name, version = pin.split("==")
+                locked[canonicalize_name(name)] = version
+    listed = json.loads(podman("run", "--rm", service_image, "pip", "list", "--format", "json").stdout)
+    installed = {canonicalize_name(p["name"]): p["version"] for p in listed if p["name"] not in {"pip", "setuptools"}}
+    assert installed == {**locked, image_project.name: "0.1.0"}
 
 
 def test_the_image_serves_as_the_pod_runs_it(app: App) -> None:
