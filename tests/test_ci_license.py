@@ -78,13 +78,14 @@ def test_workflow_uses_the_answers(workflow: dict[Any, Any]) -> None:
 
 
 def test_workflow_jobs_call_the_makefile(workflow_project: Path, workflow: dict[Any, Any]) -> None:
-    """Lint and tests run the project's own make targets, which exist; the tests may not skip a missing server."""
+    """Lint, the locks' check and the tests run the project's own make targets, which exist; the tests may not
+    skip a missing server."""
     assert set(workflow["jobs"]) == {"lint", "test", "image"}
     makefile = (workflow_project / "Makefile").read_text()
     commands = {job: [step.get("run", "") for step in steps(workflow, job)] for job in workflow["jobs"]}
-    assert commands["lint"][-1] == "make lint"
+    assert commands["lint"][-2:] == ["make lint", "make lock-check"]
     assert commands["test"][-1] == "make test"
-    for target in ("lint", "test"):
+    for target in ("lint", "lock-check", "test"):
         assert re.search(rf"^{target}:", makefile, re.MULTILINE), target
     assert workflow["jobs"]["test"]["env"]["REQUIRE_SERVICES"] == "1"
     image = "\n".join(commands["image"])
