@@ -42,12 +42,20 @@ def export(ref: str, into: Path) -> Path:
 
 
 def project_venv(project: Path, *extra: str) -> Path:
-    """As the template tests' ``project_venv()``: ``project[dev]`` installed (editable); returns the bin folder."""
+    """As the template tests' ``project_venv()``: the bake's dev lock installed with hashes required, then the
+    project (editable) and ``extra``; returns the bin folder. A ref from before the locks installs ``project[dev]``."""
     bin_dir = BENCH_VENV / "bin"
     if not (bin_dir / "python").exists():
         venv.create(BENCH_VENV, with_pip=True, symlinks=True)
     pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    check([*pip, "-e", f"{project}[dev]", *extra], cwd=project)
+    lock = project / "requirements" / "dev.txt"
+    if lock.exists():
+        check([*pip, "--require-hashes", "-r", str(lock)], cwd=project)
+        check([*pip, "--no-deps", "--no-build-isolation", "-e", str(project)], cwd=project)
+        if extra:
+            check([*pip, *extra], cwd=project)
+    else:
+        check([*pip, "-e", f"{project}[dev]", *extra], cwd=project)
     # The image's `pip install .` compiles the service's bytecode; an editable install does not, and with
     # PYTHONDONTWRITEBYTECODE set every start would compile it again and count that in start to ready.
     check([str(bin_dir / "python"), "-m", "compileall", "-q", str(project / "src")], cwd=project)

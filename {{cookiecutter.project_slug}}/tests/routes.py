@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from {{ cookiecutter.package_name }}.app import create_app
 from {{ cookiecutter.package_name }}.db import attempt_session
+from {{ cookiecutter.package_name }}.middleware import BODY_LIMIT
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.state import CacheDep, StateDep
 
@@ -29,6 +30,18 @@ async def read(state: StateDep) -> dict[str, int]:
 async def write(state: StateDep) -> dict[str, int]:
     """The same query under a write's policy: never retried."""
     return {"value": await state.guards.db.call(_select_one, state)}
+
+
+@router.post("/echo")
+async def echo(body: dict[str, object]) -> dict[str, int]:
+    """A JSON body parsed whole, as an API route's is: how many keys it held."""
+    return {"keys": len(body)}
+
+
+@router.post("/upload", openapi_extra={BODY_LIMIT: 4 * 1024 * 1024})
+async def upload(request: Request) -> dict[str, int]:
+    """A route that allows bodies over MAX_BODY_BYTES, up to 4 MiB: how many bytes it read."""
+    return {"bytes": len(await request.body())}
 
 
 @router.get("/sleep")

@@ -39,10 +39,19 @@ def serve(settings: Settings) -> None:
 
     from . import migrations
     from .app import create_app
+    from .protocol import bounded_protocol
 
     if settings.db.is_sqlite:
         asyncio.run(migrations.upgrade(settings.db))
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=settings.server.port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=settings.server.port,
+        http=bounded_protocol(settings.server),
+        limit_concurrency=settings.server.limit_concurrency,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Operator controls: force a dependency's breaker open, disable it (forced closed), or reset it.
+"""Operator controls: read every dependency's breaker; force one open, disable it (forced closed), or reset it.
 
 Served only when ``ADMIN_TOKEN`` is set, and only with ``Authorization: Bearer <token>``.
 """
@@ -29,6 +29,11 @@ def build_router(token: str) -> APIRouter:
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "A valid bearer token is required.")
+
+    @router.get("/breakers", responses={401: {"description": "Missing or wrong token"}})
+    async def read_breakers(state: StateDep, authorization: str | None = Header(None)) -> dict[str, object]:
+        authorise(authorization)
+        return {guard.name: guard.breaker.snapshot() for guard in state.guards}
 
     @router.post("/breakers/{name}", responses={401: {"description": "Missing or wrong token"}})
     async def command_breaker(

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__, admin, cache, db, errors, features, health, migrations
 from .metrics import Metrics
-from .middleware import RequestMiddleware
+from .middleware import BodyLimits, RequestMiddleware
 from .observability import AccessLog, configure_logging
 from .resilience import Deadlines, Dependency
 from .schema import SchemaGuard
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         probe_paths=health.probe_paths(settings.health),
         unmetered=frozenset({"/metrics"}),
         timeout=settings.service.request_timeout,
+        body_limits=BodyLimits(settings.server.max_body_bytes, settings.server.body_read_timeout_seconds),
         deadlines=deadlines,
         metrics=metrics,
         access=access,

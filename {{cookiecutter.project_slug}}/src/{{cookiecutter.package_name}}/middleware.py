@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import BatchedCounter, BatchedHistogram, Metrics
@@ -28,6 +29,58 @@ from .resilience import Deadlines
 from .resilience.deadline import parse_timeout
 
 log = logging.getLogger(__name__)
+# A route that takes bodies over MAX_BODY_BYTES says so: @router.post(..., openapi_extra={BODY_LIMIT: 50_000_000}),
+# which also tells the API's clients.
+BODY_LIMIT = "x-max-body-bytes"
+
+
+class BodyLimits:
+    """A bound on the size of a request body and on the wait for each part of it.
+
+    A body is read into memory whole before it is parsed, so without a bound one request could take all of the
+    worker's memory. A declared Content-Length over the limit is refused before any of the body is read; a
+    chunked body is counted as it arrives and cut at the limit: 413. A client that stops sending mid-body is
+    answered 408 after ``read_timeout``. Both close the connection, whose unread rest is not worth reading.
+    The errors are raised from ``receive`` while the route reads its body, so they reach the app's
+    problem+json handler like any other HTTPException; a route that never reads its body is not bounded here,
+    and uvicorn's flow control keeps it from buffering more than a few reads of it.
+    """
+
+    def __init__(self, max_bytes: int, read_timeout: float) -> None:
+        self.max_bytes = max_bytes
+        self.read_timeout = read_timeout
+
+    def bounded(self, scope: Scope, receive: Receive, declared: int | None) -> Receive:
+        received = 0
+        more_body = True
+
+        async def receive_bounded() -> Message:
+            nonlocal received, more_body
+            if not more_body:  # the body is whole: a wait for the client's disconnect, not bounded here
+                return await receive()
+            route = scope.get("route")
+            extra = getattr(route, "openapi_extra", None) or {}
+            limit = int(extra.get(BODY_LIMIT, self.max_bytes))
+            if declared is not None and declared > limit:
+                raise _too_large(limit)
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    message = await receive()
+            except TimeoutError:
+                detail = f"No part of the body arrived within {self.read_timeout:g} s."
+                raise HTTPException(408, detail, headers={"Connection": "close"}) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                more_body = message.get("more_body", False)
+                if received > limit:
+                    raise _too_large(limit)
+            return message
+
+        return receive_bounded
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"The body is over this route's limit of {limit} bytes.", headers={"Connection": "close"})
 
 
 class RequestMiddleware:
@@ -39,6 +92,7 @@ class RequestMiddleware:
         probe_paths: frozenset[str],
         unmetered: frozenset[str],
         timeout: float,
+        body_limits: BodyLimits,
         deadlines: Deadlines,
         metrics: Metrics,
         access: AccessLog,
@@ -50,6 +104,7 @@ class RequestMiddleware:
         self.probe_paths = probe_paths
         self.unmetered = unmetered
         self.timeout = timeout
+        self.body_limits = body_limits
         self.deadlines = deadlines
         self.metrics = metrics
         self.access = access
@@ -70,11 +125,20 @@ class RequestMiddleware:
 
         caller_id = None
         budget = self.timeout
+        has_body = False
+        declared: int | None = None
         for key, value in scope["headers"]:
             if key == b"x-request-id":
                 caller_id = value
             elif key == b"x-request-timeout":
                 budget = parse_timeout(value, self.timeout)
+            elif key == b"content-length":
+                has_body = True
+                declared = int(value) if value.isdigit() else None
+            elif key == b"transfer-encoding":
+                has_body = True
+        if has_body:
+            receive = self.body_limits.bounded(scope, receive, declared)
         request_id = new_request_id(caller_id)
         id_token = request_id_var.set(request_id)
         id_header = (b"x-request-id", request_id.encode())

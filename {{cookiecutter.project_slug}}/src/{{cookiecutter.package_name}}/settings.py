@@ -83,6 +83,16 @@ class ServerSettings(Group):
     max_requests: Annotated[int, Field(ge=0)] = Field(0, validation_alias=env_alias("MAX_REQUESTS"))
     max_requests_jitter: Annotated[int, Field(ge=0)] = Field(0, validation_alias=env_alias("MAX_REQUESTS_JITTER"))
     shutdown_close_seconds: Seconds = Field(5.0, validation_alias=env_alias("SHUTDOWN_CLOSE_SECONDS"))
+    # What one client may send (protocol.py, middleware.BodyLimits): bounded so that no request can take a
+    # worker's memory or hold its connections.
+    max_body_bytes: PositiveInt = Field(1024 * 1024, validation_alias=env_alias("MAX_BODY_BYTES"))
+    body_read_timeout_seconds: Seconds = Field(10.0, validation_alias=env_alias("BODY_READ_TIMEOUT_SECONDS"))
+    max_header_bytes: PositiveInt = Field(32 * 1024, validation_alias=env_alias("MAX_HEADER_BYTES"))
+    max_header_fields: PositiveInt = Field(100, validation_alias=env_alias("MAX_HEADER_FIELDS"))
+    head_timeout_seconds: Seconds = Field(10.0, validation_alias=env_alias("HEAD_TIMEOUT_SECONDS"))
+    # Connections (and requests) per worker before uvicorn answers 503: under the open-files limit, which the
+    # worker raises to its hard limit (worker.py).
+    limit_concurrency: PositiveInt = Field(4096, validation_alias=env_alias("LIMIT_CONCURRENCY"))
 
     @property
     def drain_seconds(self) -> float:

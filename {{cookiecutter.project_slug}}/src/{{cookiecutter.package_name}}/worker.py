@@ -13,11 +13,13 @@ shuts down as on SIGTERM.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 from typing import Any
 
 from uvicorn_worker import UvicornWorker
 
+from .protocol import bounded_protocol
 from .settings import ServerSettings
 
 
@@ -29,6 +31,12 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         server = ServerSettings()
         self.config.timeout_graceful_shutdown = max(1.0, self.cfg.graceful_timeout - server.shutdown_close_seconds)
         self.config.timeout_notify = min(self.timeout, 1.0)  # the heartbeat, and the parent check with it
+        self.config.http = bounded_protocol(server)
+        self.config.limit_concurrency = server.limit_concurrency
+        # Each connection is a file: the soft limit (often 1,024) would run out long before LIMIT_CONCURRENCY.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self.orphaned = False
 
     async def callback_notify(self) -> None:

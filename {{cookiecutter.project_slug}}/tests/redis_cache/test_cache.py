@@ -69,6 +69,36 @@ async def test_redis_down_degrades_and_recovers(redis_settings: Settings, redis_
     assert failures is not None and float(failures.group(1)) >= 1
 
 
+async def test_a_healed_redis_reads_half_open_without_any_traffic(
+    redis_settings: Settings, make_settings: SettingsFactory, redis_handle: ServerHandle
+) -> None:
+    """Redis killed until its breaker opens, then restarted, and no request at all: once the open duration has
+    passed, the state gauge, health and the admin route say half-open, not open."""
+    settings = make_settings(
+        DATABASE_URL=redis_settings.db.url.get_secret_value(),
+        REDIS_URL=redis_handle.url,
+        REDIS_BREAKER_MINIMUM_CALLS="4",
+        REDIS_BREAKER_OPEN_SECONDS="1",
+        HEALTH_CACHE_TTL_SECONDS="0",
+        ADMIN_TOKEN="admin-token",
+    )
+    auth = {"authorization": "Bearer admin-token"}
+    async with client_for(settings) as client:
+        redis_handle.stop()
+        for i in range(10):
+            await client.get(f"/test/cache/k{i}")
+        opened = (await client.get("/admin/breakers", headers=auth)).json()["redis"]
+        redis_handle.start()
+        await asyncio.sleep(2.5)  # well past the open duration (1 s, give or take its jitter), with no request
+        gauge = re.search(r'^breaker_state\{dependency="redis"\} (\S+)$', (await client.get("/metrics")).text, re.M)
+        admin = (await client.get("/admin/breakers", headers=auth)).json()["redis"]
+        health = (await client.get("/health/detailed")).json()["checks"]["redis:circuitBreaker"][0]
+    assert opened["state"] == "open"
+    assert gauge is not None and float(gauge.group(1)) == 1.0
+    assert admin["state"] == health["observedValue"] == "half_open"
+    assert admin["retry_after"] == 0
+
+
 async def test_resources_close_in_reverse_order(
     make_settings: SettingsFactory, captured_logs: Callable[[], list[str]]
 ) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import random
 
 import pytest
@@ -83,6 +85,39 @@ def test_half_open_closes_after_trials_pass() -> None:
     clock.advance(5)
     succeed(breaker, 2)
     assert breaker.state is BreakerState.CLOSED
+
+
+async def test_an_open_breaker_half_opens_when_its_wait_is_over_without_any_call() -> None:
+    """No call comes after it opens: once the open duration has passed, its state, its listeners (the state gauge)
+    and its snapshot (health, the admin route) say half-open."""
+    breaker = Breaker("search", dataclasses.replace(CFG, open_seconds=0.05, max_open_seconds=0.05))
+    seen: list[BreakerState] = []
+    breaker.listeners.append(lambda _name, _old, new: seen.append(new))
+    fail(breaker, 4)
+    assert breaker.snapshot()["state"] == "open"
+    await asyncio.sleep(0.2)
+    assert seen == [BreakerState.OPEN, BreakerState.HALF_OPEN]
+    assert breaker.snapshot()["state"] == "half_open" and breaker.snapshot()["retry_after"] == 0
+
+
+def test_opened_without_an_event_loop_it_reads_half_open_once_due() -> None:
+    breaker, clock = make()
+    fail(breaker, 4)
+    clock.advance(4.9)
+    assert breaker.snapshot()["state"] == "open"
+    clock.advance(0.1)
+    assert breaker.snapshot()["state"] == "half_open"
+    succeed(breaker, 2)
+    assert breaker.state is BreakerState.CLOSED
+
+
+async def test_a_reset_or_a_reopening_replaces_the_pending_half_open() -> None:
+    """An operator's reset cancels the move to half-open; a breaker forced open stays so."""
+    breaker = Breaker("search", dataclasses.replace(CFG, open_seconds=0.05, max_open_seconds=0.05))
+    fail(breaker, 4)
+    breaker.force_open()
+    await asyncio.sleep(0.2)
+    assert breaker.state is BreakerState.FORCED_OPEN
 
 
 def test_half_open_limits_trials_and_reopens_longer_on_failure() -> None:

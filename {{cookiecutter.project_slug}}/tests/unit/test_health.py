@@ -116,6 +116,8 @@ async def test_operators_control_breakers_with_the_admin_token(make_settings: Se
         auth = {"authorization": "Bearer admin-token"}
         forced = await client.post(url, json={"action": "force_open"}, headers=auth)
         assert forced.json()["state"] == "forced_open"
+        assert (await client.get("/admin/breakers")).status_code == 401
+        assert (await client.get("/admin/breakers", headers=auth)).json()["database"]["state"] == "forced_open"
         refused = await client.get("/test/query")
         assert refused.status_code == 503 and "retry-after" in refused.headers
         assert (await client.post(url, json={"action": "reset"}, headers=auth)).json()["state"] == "closed"

@@ -8,12 +8,16 @@ Closed: calls pass and land in a sliding window (time-based, one bucket per seco
 once it holds ``minimum_calls``, a failure rate or slow-call rate at or above its threshold opens the
 breaker. Open: calls fail at once with ``BreakerOpen(retry_after)``. After the open duration (doubling
 with each consecutive opening, jittered, capped) the breaker half-opens: ``half_open_calls`` trial calls
-pass; all succeeding closes it, one failing reopens it. Operators may force it open, disable it, or
+pass; all succeeding closes it, one failing reopens it. It half-opens when the wait is over, not at the next
+call (resilience4j's automatic transition): a timer on the event loop makes the move, so that the state gauge,
+health and the admin route of a service with no traffic stop reporting "open" for a dependency that may have
+healed; without a running loop, the next call or reading makes it. Operators may force it open, disable it, or
 reset it. Every decision is O(1) and reads time only through ``clock``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import random
 import time
@@ -160,6 +164,7 @@ class Breaker:
         self.open_until = 0.0
         self.trials_started = 0
         self.trials_passed = 0
+        self._half_open_timer: asyncio.TimerHandle | None = None
 
     # -- decisions -------------------------------------------------------------------------------
 
@@ -218,9 +223,29 @@ class Breaker:
         duration = min(base + self.rng.uniform(-spread, spread), self.cfg.max_open_seconds)
         self.open_until = self.clock() + duration
         self._transition(OPEN)
+        self._half_open_later(duration)
+
+    def _half_open_later(self, delay: float) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no event loop here: the next call or reading half-opens it
+        self._half_open_timer = loop.call_later(delay, self._half_open_if_due)
+
+    def _half_open_if_due(self) -> None:
+        self._half_open_timer = None
+        if self.state is OPEN:
+            left = self.open_until - self.clock()
+            if left > 0:
+                self._half_open_later(left)
+            else:
+                self._transition(HALF_OPEN)
 
     def _transition(self, to: BreakerState) -> None:
         previous, self.state = self.state, to
+        if self._half_open_timer is not None:
+            self._half_open_timer.cancel()
+            self._half_open_timer = None
         self.trials_started = self.trials_passed = 0
         if to is CLOSED:
             self.window.clear()
@@ -248,6 +273,8 @@ class Breaker:
         return 0.0
 
     def snapshot(self) -> dict[str, object]:
+        if self.state is OPEN and self._half_open_timer is None:
+            self._half_open_if_due()  # opened where no loop ran
         calls, failures, slows = self.window.snapshot(self.clock())
         return {
             "state": self.state.name.lower(),
