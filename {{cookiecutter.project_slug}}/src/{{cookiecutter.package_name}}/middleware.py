@@ -53,16 +53,17 @@ class BodyLimits:
     def bounded(self, scope: Scope, receive: Receive, declared: int | None) -> Receive:
         received = 0
         more_body = True
+        limit = 0  # known at the first read, once the router has matched the route
 
         async def receive_bounded() -> Message:
-            nonlocal received, more_body
+            nonlocal received, more_body, limit
             if not more_body:  # the body is whole: a wait for the client's disconnect, not bounded here
                 return await receive()
-            route = scope.get("route")
-            extra = getattr(route, "openapi_extra", None) or {}
-            limit = int(extra.get(BODY_LIMIT, self.max_bytes))
-            if declared is not None and declared > limit:
-                raise _too_large(limit)
+            if not limit:
+                extra = getattr(scope.get("route"), "openapi_extra", None) or {}
+                limit = int(extra.get(BODY_LIMIT, self.max_bytes))
+                if declared is not None and declared > limit:
+                    raise _too_large(limit)
             try:
                 async with asyncio.timeout(self.read_timeout):
                     message = await receive()

@@ -86,8 +86,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._stop_head_timer()
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > self.max_head_bytes:
+        # The bytes counted as they came may include the start of the body: measure the head only when they pass.
+        if self._head_bytes > self.max_head_bytes and self._head_size() > self.max_head_bytes:
             self._refuse(431, "request head over MAX_HEADER_BYTES")
             raise _Refused
         self._head_bytes = 0
@@ -96,6 +96,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head = True  # its timer starts with the next request's first byte; until then keep-alive's runs
+
+    def _head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

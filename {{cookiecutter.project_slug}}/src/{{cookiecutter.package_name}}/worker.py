@@ -34,8 +34,8 @@ class Worker(UvicornWorker):  # type: ignore[misc]
         self.config.http = bounded_protocol(server)
         self.config.limit_concurrency = server.limit_concurrency
         # Each connection is a file: the soft limit (often 1,024) would run out long before LIMIT_CONCURRENCY.
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # never unlimited on Linux
+        if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self.orphaned = False
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,6 +51,20 @@ class WellBehaved(threading.Thread):
         deadline = time.monotonic() + 30
         while self.requests < target and time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+@contextmanager
+def well_behaved(server: Gunicorn) -> Iterator[WellBehaved]:
+    """A well-behaved client at work from before the block (10 answers) until after it (10 more)."""
+    client = WellBehaved(server.url)
+    client.start()
+    client.served(10)
+    try:
+        yield client
+        client.served(10)
+    finally:
+        client.stopping.set()
+        client.join(15)
 
 
 @pytest.fixture
@@ -136,24 +151,17 @@ ATTACKS = [
 
 @pytest.mark.parametrize(("attack", "refusal"), ATTACKS)
 def test_an_oversized_request_is_refused_and_closed_while_others_are_served(
-    server: Gunicorn, attack: object, refusal: bytes
+    server: Gunicorn, attack: Callable[[socket.socket], bytes], refusal: bytes
 ) -> None:
     """The attack gets its 4xx and a closed connection; the worker stays well under the pod's memory limit."""
     workers = server.worker_pids()
-    client = WellBehaved(server.url)
-    client.start()
-    client.served(10)
-    before = rss_mib(server)
-    try:
+    with well_behaved(server) as client:
+        before = rss_mib(server)
         with connect(server) as sock:
             started = time.monotonic()
-            answered = attack(sock)  # type: ignore[operator]
+            answered = attack(sock)
             took = time.monotonic() - started
         after = rss_mib(server)
-        client.served(10)
-    finally:
-        client.stopping.set()
-        client.join(15)
     print(
         f"\n[figure] {answered[:40]!r} in {took:.2f} s; worker RSS {before:.0f} -> {after:.0f} MiB; "
         f"well-behaved: {client.requests} requests, {client.errors} errors, worst {client.worst * 1000:.0f} ms"
@@ -171,29 +179,22 @@ def test_connections_that_send_half_a_head_or_nothing_are_closed_after_the_head_
     """Connections that never finish a head (half a request line, or nothing) are closed once HEAD_TIMEOUT_SECONDS
     has passed, and cost the worker little meanwhile."""
     workers = server.worker_pids()
-    client = WellBehaved(server.url)
-    client.start()
-    client.served(10)
-    socks = [connect(server) for _ in range(count)]
-    try:
+    with well_behaved(server) as client:
+        socks = [connect(server) for _ in range(count)]
         for i, sock in enumerate(socks):
             if i % 2 == 0:
                 sock.sendall(b"GET /test/que")  # half a request line, then nothing
         time.sleep(HEAD_TIMEOUT + 1.5)
         closed = 0
         for sock in socks:
-            sock.settimeout(2)
-            try:
-                answer(sock)  # returns once the server has closed the connection
-            except (TimeoutError, ConnectionResetError):
-                continue
-            closed += 1
+            with sock:
+                sock.settimeout(2)
+                try:
+                    answer(sock)  # returns once the server has closed the connection
+                except (TimeoutError, ConnectionResetError):
+                    continue
+                closed += 1
         rss = rss_mib(server)
-    finally:
-        client.stopping.set()
-        client.join(15)
-        for sock in socks:
-            sock.close()
     print(
         f"\n[figure] {count} slow connections: {closed} closed by the server after {HEAD_TIMEOUT + 1.5:.1f} s; "
         f"worker RSS {rss:.0f} MiB; well-behaved: {client.requests} requests, {client.errors} errors, "
