@@ -6,6 +6,11 @@ the service's own pool settings, which ``bench/run.py`` passes in ``BENCH_ENGINE
 the baked service's ``check-config``). The handlers do the same work as the service's: the liveness
 route returns the same bytes, the read and the insert run the same SQL and serialise the same way.
 
+The by-id read is there three ways, each a reference for the service's cached read: through the ORM (a
+session's ``get``), through SQLAlchemy Core (``select ... where id = :id`` on a pooled connection) and
+through asyncpg alone (``fetchrow`` on an ``asyncpg`` pool as large as the service's), the fastest way
+Python can ask PostgreSQL for a row.
+
     PYTHONPATH=<template root> DATABASE_URL=... BENCH_ENGINE='{...}' \
         gunicorn -k <package>.worker.Worker 'bench.bare_app:create()'
 """
@@ -19,10 +24,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import DateTime, String, Text, func, insert
+from sqlalchemy import DateTime, String, Text, bindparam, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -74,12 +80,27 @@ def engine_options(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def create() -> FastAPI:
     url = make_url(os.environ["DATABASE_URL"]).set(drivername="postgresql+asyncpg")
-    engine = create_async_engine(url, **engine_options(json.loads(os.environ["BENCH_ENGINE"])))
+    cfg = json.loads(os.environ["BENCH_ENGINE"])
+    options = engine_options(cfg)
+    engine = create_async_engine(url, **options)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    by_id = select(Item.__table__).where(Item.id == bindparam("item_id"))
+    pools: list[asyncpg.Pool] = []
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pools.append(
+            await asyncpg.create_pool(
+                url.set(drivername="postgresql").render_as_string(hide_password=False),
+                min_size=cfg["pool_size"],
+                max_size=cfg["pool_size"] + cfg["max_overflow"],
+                timeout=options["connect_args"]["timeout"],
+                command_timeout=options["connect_args"]["command_timeout"],
+                server_settings=options["connect_args"]["server_settings"],
+            )
+        )
         yield
+        await pools[0].close()
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
@@ -101,6 +122,21 @@ def create() -> FastAPI:
         if item is None:
             return Response(b'{"detail":"not found"}', status_code=404, media_type="application/json")
         return Response(ItemOut.model_validate(item).model_dump_json().encode(), media_type="application/json")
+
+    @app.get("/bench/core/items/{item_id}")
+    async def get_item_core(item_id: int) -> Response:
+        async with engine.connect() as conn:
+            row = (await conn.execute(by_id, {"item_id": item_id})).first()
+        if row is None:
+            return Response(b'{"detail":"not found"}', status_code=404, media_type="application/json")
+        return Response(ItemOut.model_validate(row._mapping).model_dump_json().encode(), media_type="application/json")
+
+    @app.get("/bench/asyncpg/items/{item_id}")
+    async def get_item_asyncpg(item_id: int) -> Response:
+        row = await pools[0].fetchrow("SELECT id, name, description, created_at FROM items WHERE id = $1", item_id)
+        if row is None:
+            return Response(b'{"detail":"not found"}', status_code=404, media_type="application/json")
+        return Response(ItemOut.model_validate(dict(row)).model_dump_json().encode(), media_type="application/json")
 
     @app.post("/api/v1/items", status_code=201)
     async def create_item(data: ItemCreate) -> Response:

@@ -108,25 +108,30 @@ class Bench:
         env = self.env("bare", port) | {"BENCH_ENGINE": json.dumps(self.config["db"])}
         return self._start("bare", cmd, env, port, "/health/live")
 
-    def pair(self, a: procs.Server, b: procs.Server, request: Request) -> dict[str, dict[str, float | int]]:
+    def pair(
+        self, a: procs.Server, b: procs.Server, request: Request, b_request: Request | None = None
+    ) -> dict[str, dict[str, float | int]]:
         """One A/B pair: a warm-up of each, then 2 s wrk runs alternating A, B, A, B... for ``seconds`` each.
 
         Alternating every two seconds rather than once per pair: a neighbour that slows the machine for a few
         seconds slows both sides alike, so the ratio holds. Per side: the runs' requests and time added up,
         the median of their p50 and p99, and the worker's CPU time per request (the steadier figure on a
         shared machine: a neighbour that takes the CPU away lowers a run's requests per second, not what
-        each request costs).
+        each request costs). ``b_request``, when given, is B's request: the same work done another way.
         """
         sides = {"A": a, "B": b}
-        for server in sides.values():
-            load.wrk(server.url, request, seconds=self.args.warmup, connections=CONNECTIONS, script_dir=self.tmp)
+        requests = {"A": request, "B": b_request or request}
+        for side, server in sides.items():
+            load.wrk(server.url, requests[side], seconds=self.args.warmup, connections=CONNECTIONS, script_dir=self.tmp)
         runs: dict[str, list[load.WrkResult]] = {side: [] for side in sides}
         cpu = dict.fromkeys(sides, 0.0)
         for _ in range(max(1, round(self.args.seconds / SLICE_SECONDS))):
             for side, server in sides.items():
                 before = server.cpu_seconds()
                 runs[side].append(
-                    load.wrk(server.url, request, seconds=SLICE_SECONDS, connections=CONNECTIONS, script_dir=self.tmp)
+                    load.wrk(
+                        server.url, requests[side], seconds=SLICE_SECONDS, connections=CONNECTIONS, script_dir=self.tmp
+                    )
                 )
                 cpu[side] += server.cpu_seconds() - before
         for server in sides.values():

@@ -58,28 +58,40 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
     quiet = bench.start_service("service-noop-quiet", "bench.app_with_noop:create()", log_level="WARNING")
     bare = bench.start_bare()
     body = json.dumps({"name": "bench", "description": "created by make bench"})
+    # The cached read against three bare reads of the same rows: the ORM's, SQLAlchemy Core's, asyncpg's.
+    reads = {"read": "/api/v1/items", "read-core": "/bench/core/items", "read-asyncpg": "/bench/asyncpg/items"}
     routes: list[tuple[str, str, procs.Server, Request | None]] = [
         ("live", "GET /health/live", service, Request(path="/health/live")),
         ("noop", "GET /bench/noop (no-op JSON)", with_noop, Request(path="/bench/noop")),
         ("noop-quiet", "  same, LOG_LEVEL=WARNING", quiet, Request(path="/bench/noop")),
         ("read", "GET /api/v1/items/{id} (A: cached)", service, None),
+        ("read-core", "  same, B: SQLAlchemy Core", service, None),
+        ("read-asyncpg", "  same, B: asyncpg fetchrow", service, None),
         ("write", "POST /api/v1/items", service, Request("POST", "/api/v1/items", body)),
     ]
     results["routes"] = {}
     loaded: list[tuple[str, procs.Server, Request]] = []
+    ids: list[int] = []
     for key, label, a_server, request in routes:
-        if request is None:  # seeded now, so that every id is in Redis well within its TTL
-            paths = tuple(f"/api/v1/items/{item_id}" for item_id in seed(service.port, 100))
+        b_request = None
+        if key in reads:
+            if not ids:  # seeded now, so that every id is in Redis well within its TTL
+                ids = seed(service.port, 100)
+                before = cache_counts(service.port)
+            paths = tuple(f"/api/v1/items/{item_id}" for item_id in ids)
             request = Request(path=paths[0], paths=paths)
-            before = cache_counts(service.port)
-        loaded.append((key, a_server, request))
+            b_paths = tuple(f"{reads[key]}/{item_id}" for item_id in ids)
+            b_request = Request(path=b_paths[0], paths=b_paths)
+        assert request is not None
+        if key not in ("read-core", "read-asyncpg"):  # A's side of those is the read's: profiled once
+            loaded.append((key, a_server, request))
         pairs = []
         for n in range(bench.args.pairs):
-            pair = bench.pair(a_server, bare, request)
+            pair = bench.pair(a_server, bare, request, b_request)
             pairs.append(pair)
             say(f"{label}: pair {n + 1}: A {pair['A']['rps']:.0f} req/s, B {pair['B']['rps']:.0f} req/s")
         results["routes"][key] = {"label": label, "pairs": pairs, "summary": report.route_summary(pairs)}
-        if key == "read":
+        if key == "read-asyncpg":  # the last of the three reads
             after = cache_counts(service.port)
             results["routes"][key]["cache_A"] = {name: after[name] - before.get(name, 0) for name in after}
     results["rss_mib"] = {

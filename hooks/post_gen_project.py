@@ -18,7 +18,7 @@ PACKAGE = "src/{package_name}"
 REMOVALS: dict[tuple[str, str], list[str]] = {
     ("include_k8s", "no"): ["k8s"],
     ("include_monitoring", "no"): ["monitoring"],
-    ("include_redis", "no"): [f"{PACKAGE}/features/redis_cache.py", "tests/redis_cache"],
+    ("include_redis", "no"): [f"{PACKAGE}/features/redis_cache", "tests/redis_cache"],
     ("include_example_api", "no"): [
         f"{PACKAGE}/features/items.py",
         f"{PACKAGE}/items",

@@ -2,8 +2,8 @@
 
 Every value lives in a bounded in-process TTL cache; with a shared cache behind it (``RemoteCache``,
 provided by an optional part of the service), reads go there first and fall back to the local copy
-when it is unavailable, and a miss in both sends the caller to the database. Writes go to both; a
-failed remote write is counted and logged, never raised.
+when it is unavailable, and a miss in both sends the caller to the database (``get_or_load``). Writes
+go to both; a failed remote write is counted and logged, never raised.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from .metrics import Metrics
@@ -66,6 +66,9 @@ class LocalCache:
     def delete(self, key: str) -> None:
         self._items.pop(key, None)
 
+    def clear(self) -> None:
+        self._items.clear()
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -85,12 +88,35 @@ class Cache:
         return "in-process" if self.remote is None else self.remote.name
 
     async def get(self, key: str) -> bytes | None:
+        value, _shared = await self._lookup(key)
+        return value
+
+    async def get_or_load(self, key: str, load: Callable[[], Awaitable[bytes | None]]) -> bytes | None:
+        """The cached value, or else ``load()``'s (None: there is none), cached for the next reader.
+
+        When the shared cache failed to answer, the loaded value is kept in process only: a read pays for an
+        unavailable shared cache once, not a second time to fill it.
+        """
+        value, shared = await self._lookup(key)
+        if value is None:
+            value = await load()
+            if value is not None:
+                if shared:
+                    await self.set(key, value)
+                else:
+                    self.local.set(key, value, self.ttl_seconds)
+        return value
+
+    async def _lookup(self, key: str) -> tuple[bytes | None, bool]:
+        """The value, and whether the shared cache (if any) answered."""
+        shared = True
         if self.remote is None:
             value = self.local.get(key)
         else:
             try:
                 value = await self.remote.get(key)
             except CacheUnavailable as exc:
+                shared = False
                 self._fallbacks.inc()
                 log.debug("cache read fell back to the local cache", extra={"error": str(exc)})
                 value = self.local.get(key)
@@ -98,7 +124,7 @@ class Cache:
             self._misses.inc()
         else:
             self._hits.inc()
-        return value
+        return value, shared
 
     async def set(self, key: str, value: bytes) -> None:
         self.local.set(key, value, self.ttl_seconds)

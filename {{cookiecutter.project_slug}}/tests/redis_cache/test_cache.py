@@ -64,9 +64,41 @@ async def test_redis_down_degrades_and_recovers(redis_settings: Settings, redis_
     assert degraded["status"] == "warn"
     assert degraded["checks"]["redis:responseTime"][0]["status"] == "warn"
     assert 'cache_requests_total{result="fallback"} 20.0' in metrics
-    # Redis's errors count against its breaker: the classifier knows them (features/redis_cache.py registers them).
+    # Redis's errors count against its breaker: the classifier knows them (features/redis_cache registers them).
     failures = re.search(r'dependency_calls_total\{dependency="redis",outcome="failure"\} (\S+)', metrics)
     assert failures is not None and float(failures.group(1)) >= 1
+
+
+async def test_a_hung_redis_costs_a_read_one_call_timeout(redis_settings: Settings, redis_handle: ServerHandle) -> None:
+    """Redis SIGSTOPped with its connections open, four readers of a cached value, default settings: every read
+    answers, none waits much longer than REDIS_CALL_TIMEOUT_SECONDS (0.1 s), and the breaker opens within a
+    handful of calls, after which reads don't wait for Redis at all."""
+    async with client_for(redis_settings) as client:
+        assert (await client.get("/test/cached/item")).content == b"1"  # a miss: the value is now in Redis
+        redis_handle.pause()
+
+        async def reader() -> list[tuple[int, bytes, float]]:
+            reads = []
+            for _ in range(10):
+                started = time.perf_counter()
+                response = await client.get("/test/cached/item")
+                reads.append((response.status_code, response.content, time.perf_counter() - started))
+            return reads
+
+        reads = [read for reads in await asyncio.gather(*(reader() for _ in range(4))) for read in reads]
+        metrics = (await client.get("/metrics")).text
+    failures = re.search(r'dependency_calls_total\{dependency="redis",outcome="failure"\} (\S+)', metrics)
+    state = re.search(r'^breaker_state\{dependency="redis"\} (\S+)$', metrics, re.M)
+    assert failures is not None and state is not None
+    worst = max(seconds for _status, _body, seconds in reads)
+    print(
+        f"\n[figure] redis hung, 4 readers: {len(reads)} reads, worst {worst * 1000:.0f} ms, "
+        f"breaker open after {float(failures.group(1)):.0f} failed calls"
+    )
+    assert {(status, body) for status, body, _seconds in reads} == {(200, b"1")}
+    assert worst < 0.3  # the call timeout, then a database read; generous for a busy machine
+    assert float(state.group(1)) == 2.0  # open
+    assert float(failures.group(1)) <= 8  # five to open it, and at most three more already on their way
 
 
 async def test_a_healed_redis_reads_half_open_without_any_traffic(

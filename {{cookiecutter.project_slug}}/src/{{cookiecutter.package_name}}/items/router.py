@@ -36,13 +36,13 @@ async def create_item(data: ItemCreate, state: StateDep) -> Response:
 
 @router.get("/{item_id}", response_model=ItemOut, responses={404: problem_response("No item with this id")})
 async def get_item(item_id: ItemId, state: StateDep, cache: CacheDep) -> Response:
-    body = await cache.get(_key(item_id))
-    if body is None:
+    async def load() -> bytes | None:
         item = await ItemRepository(state.sessions, state.guards.db).get(item_id)
-        if item is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No item with id {item_id}.")
-        body = ItemOut.model_validate(item).model_dump_json().encode()
-        await cache.set(_key(item_id), body)
+        return None if item is None else ItemOut.model_validate(item).model_dump_json().encode()
+
+    body = await cache.get_or_load(_key(item_id), load)
+    if body is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No item with id {item_id}.")
     return Response(body, media_type="application/json")
 
 

@@ -1,13 +1,17 @@
-"""Redis behind the cache: settings, the client, its guard and its health check.
+"""Redis behind the cache: settings, the client, its guard, its near cache and its health check.
 
 The lifespan opens the client when ``REDIS_URL`` or ``REDIS_SENTINELS`` is set and closes it on shutdown;
 without either, the in-process cache is the only cache. Every call goes through the ``redis`` guard
-(breaker, bulkhead); the cache facade turns its failures into a fallback, never into an error.
+(breaker, bulkhead) and is bounded by ``REDIS_CALL_TIMEOUT_SECONDS``, pool wait and reconnect included:
+a cache that hangs costs a read that much at most, and the cache facade turns its failures into a fallback,
+never into an error. Values read lately are served from the near cache (``near.py``) without a round trip.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Self, cast
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Self, TypeVar, cast
 
 import redis.exceptions
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -16,14 +20,16 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
-from .. import health
-from ..cache import CacheUnavailable
-from ..resilience import BreakerOpen, BulkheadFull, Dependency, register_driver_errors
-from ..settings import Group, PositiveInt, ResilienceSettings, Seconds, env_alias, group_config
-from ..shutdown import closing
-from . import Assembly, Feature
+from ... import health
+from ...cache import CacheUnavailable, LocalCache
+from ...resilience import BreakerOpen, BulkheadFull, Dependency, register_driver_errors
+from ...settings import Group, PositiveInt, ResilienceSettings, Seconds, env_alias, group_config
+from ...shutdown import closing
+from .. import Assembly, Feature
+from .near import NearCache
 
 register_driver_errors(connection=(redis.exceptions.ConnectionError,), timeouts=(redis.exceptions.TimeoutError,))
+T = TypeVar("T")
 _UNAVAILABLE = (redis.exceptions.RedisError, BreakerOpen, BulkheadFull, OSError, TimeoutError)
 
 
@@ -33,10 +39,13 @@ class RedisSettings(Group):
     sentinels: str | None = None
     sentinel_master: str | None = None
     max_connections: PositiveInt = 20
-    pool_timeout_seconds: Seconds = 0.5
+    call_timeout_seconds: Seconds = 0.1
+    pool_timeout_seconds: Seconds = 0.1
     socket_timeout_seconds: Seconds = 0.5
     connect_timeout_seconds: Seconds = 0.5
     health_check_interval_seconds: Annotated[int, Field(ge=0)] = 30
+    near_cache: bool = True
+    near_cache_staleness_seconds: Seconds = 0.5
     critical: bool = Field(False, validation_alias=env_alias("HEALTH_REDIS_CRITICAL"))
 
     @field_validator("url")
@@ -75,6 +84,7 @@ class RedisSettings(Group):
 class RedisResilienceSettings(ResilienceSettings):
     model_config = group_config("REDIS_")
     bulkhead_limit: PositiveInt = 100
+    breaker_minimum_calls: PositiveInt = 5  # a hung cache is given up after a handful of reads, not twenty
 
 
 def create_client(cfg: RedisSettings) -> Redis:
@@ -83,8 +93,13 @@ def create_client(cfg: RedisSettings) -> Redis:
         "socket_timeout": cfg.socket_timeout_seconds,
         "socket_connect_timeout": cfg.connect_timeout_seconds,
         "health_check_interval": cfg.health_check_interval_seconds,
-        # One reconnect replaces a connection that died with a Redis restart; more is the breaker's job.
-        "retry": Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1),
+        # One reconnect replaces a connection that died with a Redis restart; a timeout is not tried again,
+        # and more is the breaker's job.
+        "retry": Retry(
+            ExponentialWithJitterBackoff(base=0.01, cap=0.05),
+            retries=1,
+            supported_errors=(redis.exceptions.ConnectionError,),
+        ),
     }
     if cfg.sentinels:
         sentinel = Sentinel(cfg.sentinel_nodes, sentinel_kwargs={"socket_timeout": cfg.socket_timeout_seconds})  # type: ignore[no-untyped-call]
@@ -98,34 +113,57 @@ def create_client(cfg: RedisSettings) -> Redis:
 
 
 class RedisCache:
-    """The shared cache on Redis, every call under the ``redis`` guard."""
+    """The shared cache on Redis, every call under the ``redis`` guard and within the call timeout."""
 
     name = "redis"
 
-    def __init__(self, client: Redis, guard: Dependency) -> None:
+    def __init__(self, client: Redis, guard: Dependency, call_timeout_seconds: float, near: NearCache | None) -> None:
         self.client = client
         self.guard = guard
+        self.call_timeout = call_timeout_seconds
+        self.near = near
 
     async def get(self, key: str) -> bytes | None:
+        near = self.near
+        if near is None:
+            return await self._call(self._get, key)
+        value = near.get(key)
+        if value is not None:
+            return value
+        generation, value = near.begin(key), None
         try:
-            return await self.guard.call(self._get, key)
-        except _UNAVAILABLE as exc:
-            raise CacheUnavailable(type(exc).__name__) from exc
+            value = await self._call(self._get, key)
+        finally:
+            near.end(key, generation, value)
+        return value
 
     async def _get(self, key: str) -> bytes | None:
         return cast(bytes | None, await self.client.get(key))  # a client without decode_responses returns bytes
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         try:
-            await self.guard.call(self.client.set, key, value, ttl_seconds)
-        except _UNAVAILABLE as exc:
-            raise CacheUnavailable(type(exc).__name__) from exc
+            await self._call(self.client.set, key, value, ttl_seconds)
+        finally:
+            if self.near is not None:  # this worker reads its own write at once, not after Redis's message
+                self.near.invalidate(key)
 
     async def delete(self, key: str) -> None:
         try:
-            await self.guard.call(self.client.delete, key)
+            await self._call(self.client.delete, key)
+        finally:
+            if self.near is not None:
+                self.near.invalidate(key)
+
+    async def _call(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+        try:
+            return await self.guard.call(self._within_timeout, operation, *args)
         except _UNAVAILABLE as exc:
             raise CacheUnavailable(type(exc).__name__) from exc
+
+    async def _within_timeout(self, operation: Callable[..., Awaitable[T]], *args: Any) -> T:
+        # Inside the guard, so that a timeout counts against the breaker.
+        async with asyncio.timeout(self.call_timeout):
+            return await operation(*args)
 
 
 async def open_redis(assembly: Assembly) -> None:
@@ -138,14 +176,21 @@ async def open_redis(assembly: Assembly) -> None:
         "redis",
         assembly.settings.feature(RedisResilienceSettings),
         assembly.metrics,
-        call_timeout_seconds=cfg.socket_timeout_seconds,
+        call_timeout_seconds=cfg.call_timeout_seconds,
         critical=cfg.critical,
     )
     assembly.guards.append(guard)
     assembly.checks.append(
         health.Check("redis:responseTime", "datastore", cfg.critical, lambda: health.timed(client.ping))
     )
-    assembly.remote_cache = RedisCache(client, guard)
+    near = None
+    if cfg.near_cache:
+        cache = assembly.settings.cache
+        values = LocalCache(cache.local_max_items, cache.local_ttl_seconds)
+        near = NearCache(client.connection_pool, values, cfg.near_cache_staleness_seconds)
+        near.start()
+        assembly.stack.push_async_callback(near.close)
+    assembly.remote_cache = RedisCache(client, guard, cfg.call_timeout_seconds, near)
 
 
 feature = Feature(
