@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import __version__, admin, cache, db, errors, features, health, migrations
@@ -44,7 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield {"state": await _open(settings, lifecycle, metrics, deadlines, access, stack)}
             log.info("shutting down: closing resources")
 
-    app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan)
+    # FastAPI's own OpenTelemetry hooks look for a provider on every request: off, as the metrics are the
+    # service's own and nothing here exports traces.
+    quiet: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan, telemetry=quiet)
     errors.install(app)
     probes = health.build_router(settings.health, lifecycle, __version__)
     app.include_router(probes)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from starlette.responses import Response
 
 from ..errors import PROBLEM_RESPONSES, problem_response
-from ..state import CacheDep, StateDep
+from ..state import StateDep
 from .repository import ItemRepository
 from .schemas import ItemCreate, ItemOut, ItemPage
 
@@ -35,12 +35,13 @@ async def create_item(data: ItemCreate, state: StateDep) -> Response:
 
 
 @router.get("/{item_id}", response_model=ItemOut, responses={404: problem_response("No item with this id")})
-async def get_item(item_id: ItemId, state: StateDep, cache: CacheDep) -> Response:
+async def get_item(item_id: ItemId, state: StateDep) -> Response:
+    # The state's cache rather than a CacheDep: one dependency less to solve on the hottest route.
     async def load() -> bytes | None:
         item = await ItemRepository(state.sessions, state.guards.db).get(item_id)
         return None if item is None else ItemOut.model_validate(item).model_dump_json().encode()
 
-    body = await cache.get_or_load(_key(item_id), load)
+    body = await state.cache.get_or_load(_key(item_id), load)
     if body is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No item with id {item_id}.")
     return Response(body, media_type="application/json")
