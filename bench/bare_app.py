@@ -11,6 +11,9 @@ session's ``get``), through SQLAlchemy Core (``select ... where id = :id`` on a 
 through asyncpg alone (``fetchrow`` on an ``asyncpg`` pool as large as the service's), the fastest way
 Python can ask PostgreSQL for a row.
 
+With ``BENCH_INSTRUMENTATOR=1`` the app also gets prometheus-fastapi-instrumentator's middleware, the HTTP
+metrics the service records itself under the same names: the contrast row that says why it does.
+
     PYTHONPATH=<template root> DATABASE_URL=... BENCH_ENGINE='{...}' \
         gunicorn -k <package>.worker.Worker 'bench.bare_app:create()'
 """
@@ -104,6 +107,10 @@ def create() -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
+    if os.environ.get("BENCH_INSTRUMENTATOR") == "1":
+        from prometheus_fastapi_instrumentator import Instrumentator  # the bake's dev extra has it
+
+        Instrumentator().instrument(app)
 
     @app.get("/bench/noop")  # first after FastAPI's own routes, as in bench/app_with_noop.py
     async def noop() -> dict[str, bool]:

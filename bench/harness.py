@@ -92,7 +92,7 @@ class Bench:
         env = self.env(name, port, database_url) | ({"LOG_LEVEL": log_level} if log_level else {})
         return self._start(name, cmd, env, port, "/health/ready")
 
-    def start_bare(self) -> procs.Server:
+    def start_bare(self, name: str = "bare", extra_env: dict[str, str] | None = None) -> procs.Server:
         """B: the bare app on the service's worker class, with the service's server and pool settings."""
         port, server = procs.free_port(), self.config["server"]
         # As gunicorn.conf.py: heartbeat files in memory, no control socket.
@@ -105,8 +105,8 @@ class Bench:
             "--timeout", str(int(server["worker_timeout_seconds"])),
             "--graceful-timeout", str(int(server["graceful_timeout"])), *same, "bench.bare_app:create()",
         ]  # fmt: skip
-        env = self.env("bare", port) | {"BENCH_ENGINE": json.dumps(self.config["db"])}
-        return self._start("bare", cmd, env, port, "/health/live")
+        env = self.env(name, port) | {"BENCH_ENGINE": json.dumps(self.config["db"])} | (extra_env or {})
+        return self._start(name, cmd, env, port, "/health/live")
 
     def pair(
         self, a: procs.Server, b: procs.Server, request: Request, b_request: Request | None = None

@@ -57,6 +57,8 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
     # The same, its access line off: the contrast that says what one JSON line per request costs.
     quiet = bench.start_service("service-noop-quiet", "bench.app_with_noop:create()", log_level="WARNING")
     bare = bench.start_bare()
+    # The bare app with prometheus-fastapi-instrumentator's middleware: what its HTTP metrics alone cost.
+    instrumented = bench.start_bare("bare-instrumentator", {"BENCH_INSTRUMENTATOR": "1"})
     body = json.dumps({"name": "bench", "description": "created by make bench"})
     # The cached read against three bare reads of the same rows: the ORM's, SQLAlchemy Core's, asyncpg's.
     reads = {"read": "/api/v1/items", "read-core": "/bench/core/items", "read-asyncpg": "/bench/asyncpg/items"}
@@ -64,6 +66,7 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
         ("live", "GET /health/live", service, Request(path="/health/live")),
         ("noop", "GET /bench/noop (no-op JSON)", with_noop, Request(path="/bench/noop")),
         ("noop-quiet", "  same, LOG_LEVEL=WARNING", quiet, Request(path="/bench/noop")),
+        ("noop-instrumentator", "  A: B + instrumentator", instrumented, Request(path="/bench/noop")),
         ("read", "GET /api/v1/items/{id} (A: cached)", service, None),
         ("read-core", "  same, B: SQLAlchemy Core", service, None),
         ("read-asyncpg", "  same, B: asyncpg fetchrow", service, None),
@@ -98,11 +101,12 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
         "A service": round(service.rss_mib(), 1),
         "A + no-op route": round(with_noop.rss_mib(), 1),
         "A + no-op, WARNING": round(quiet.rss_mib(), 1),
+        "B + instrumentator": round(instrumented.rss_mib(), 1),
         "B bare": round(bare.rss_mib(), 1),
     }
     if bench.args.profile:
         results["profiles"] = profile(bench, loaded)
-    for server in (service, with_noop, quiet, bare):
+    for server in (service, with_noop, quiet, instrumented, bare):
         server.stop()
 
 

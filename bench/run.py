@@ -30,6 +30,8 @@ GOALS = {
     "live": Goal("/health/live", "", 1.0, ">="),
     "noop": Goal("no-op JSON route", "", 0.90, ">="),
     "noop-quiet": Goal("no-op JSON route, LOG_LEVEL=WARNING", "", 0.0, ""),  # a contrast: what the access line costs
+    # A contrast: prometheus-fastapi-instrumentator's middleware alone on the bare app, against the bare app.
+    "noop-instrumentator": Goal("no-op JSON route, bare + instrumentator", "", 0.0, ""),
     "read": Goal("cached read by id, B: ORM", "", 2.0, ">="),
     "read-core": Goal("cached read by id, B: SQLAlchemy Core", "", 2.0, ">="),
     "read-asyncpg": Goal("cached read by id, B: asyncpg", "", 1.0, ">="),
