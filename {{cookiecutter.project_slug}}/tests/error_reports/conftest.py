@@ -24,8 +24,8 @@ from tests.routes import create_test_app
 router = APIRouter(prefix="/test")
 
 
-@router.get("/crash")
-async def crash(state: StateDep, authorization: str = Header("")) -> None:
+@router.get("/crash-holding-secrets")
+async def crash_holding_secrets(state: StateDep, authorization: str = Header("")) -> None:
     """A bug whose message and local variables hold the database URL, a token and the caller's credentials."""
     database_url = state.settings.db.url.get_secret_value()
     admin_token = state.settings.service.admin_token.get_secret_value() if state.settings.service.admin_token else ""

@@ -25,14 +25,16 @@ async def test_a_crash_is_reported_once_with_its_request_and_trace_ids_and_no_se
     credentials = {"Authorization": f"Bearer {secret.caller_token}", "Cookie": f"session={secret.cookie}"}
     async with failing_app(reporting()) as client:
         traced = await client.get(
-            "/test/crash",
+            "/test/crash-holding-secrets",
             headers={
                 **credentials,
                 "X-Request-ID": "crash-traced",
                 "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
             },
         )
-        untraced = await client.get("/test/crash", headers={**credentials, "X-Request-ID": "crash-untraced"})
+        untraced = await client.get(
+            "/test/crash-holding-secrets", headers={**credentials, "X-Request-ID": "crash-untraced"}
+        )
         assert (traced.status_code, untraced.status_code) == (500, 500)
         assert traced.headers["content-type"] == "application/problem+json"
         started = time.monotonic()
@@ -47,7 +49,7 @@ async def test_a_crash_is_reported_once_with_its_request_and_trace_ids_and_no_se
         (exception,) = event["exception"]["values"]
         assert exception["type"] == "RuntimeError"
         assert exception["mechanism"]["handled"] is False
-        assert event["request"]["url"].endswith("/test/crash")
+        assert event["request"]["url"].endswith("/test/crash-holding-secrets")
         assert all("vars" not in frame for frame in exception["stacktrace"]["frames"])
         tags.append(event["tags"])
         leaked = [name for name, value in secret.all().items() if value.encode() in envelope.body + envelope.raw]
