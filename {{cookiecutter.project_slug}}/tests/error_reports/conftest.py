@@ -24,9 +24,10 @@ from tests.routes import create_test_app
 router = APIRouter(prefix="/test")
 
 
-@router.get("/crash-holding-secrets")
-async def crash_holding_secrets(state: StateDep, authorization: str = Header("")) -> None:
-    """A bug whose message and local variables hold the database URL, a token and the caller's credentials."""
+@router.post("/crash-holding-secrets")
+async def crash_holding_secrets(body: dict[str, object], state: StateDep, authorization: str = Header("")) -> None:
+    """A bug whose message and local variables hold the database URL, a token and the caller's credentials, on a
+    request whose body holds a card number."""
     database_url = state.settings.db.url.get_secret_value()
     admin_token = state.settings.service.admin_token.get_secret_value() if state.settings.service.admin_token else ""
     raise RuntimeError(f"cannot use {database_url} with {admin_token} for {authorization}")
@@ -51,6 +52,7 @@ class Secrets:
     health_token: str
     caller_token: str
     cookie: str
+    card: str
 
     def all(self) -> dict[str, str]:
         return dict(vars(self))
@@ -71,7 +73,9 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def secret() -> Secrets:
-    return Secrets(*(f"{name}-{secrets.token_hex(8)}" for name in ("dbpw", "admin", "health", "caller", "cookie")))
+    return Secrets(
+        *(f"{name}-{secrets.token_hex(8)}" for name in ("dbpw", "admin", "health", "caller", "cookie", "card"))
+    )
 
 
 @pytest.fixture

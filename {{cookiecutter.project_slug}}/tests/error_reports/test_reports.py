@@ -24,16 +24,19 @@ async def test_a_crash_is_reported_once_with_its_request_and_trace_ids_and_no_se
     traceparent's trace id (left out without one); no secret is anywhere in what was sent."""
     credentials = {"Authorization": f"Bearer {secret.caller_token}", "Cookie": f"session={secret.cookie}"}
     async with failing_app(reporting()) as client:
-        traced = await client.get(
+        traced = await client.post(
             "/test/crash-holding-secrets",
+            json={"card": secret.card},
             headers={
                 **credentials,
                 "X-Request-ID": "crash-traced",
                 "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
             },
         )
-        untraced = await client.get(
-            "/test/crash-holding-secrets", headers={**credentials, "X-Request-ID": "crash-untraced"}
+        untraced = await client.post(
+            "/test/crash-holding-secrets",
+            json={"card": secret.card},
+            headers={**credentials, "X-Request-ID": "crash-untraced"},
         )
         assert (traced.status_code, untraced.status_code) == (500, 500)
         assert traced.headers["content-type"] == "application/problem+json"
