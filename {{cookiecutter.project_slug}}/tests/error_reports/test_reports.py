@@ -6,10 +6,12 @@ the process: the envelope's bytes as they arrive.
 
 from __future__ import annotations
 
+import json
 import time
 
 import sentry_sdk
 
+from {{ cookiecutter.package_name }}.__main__ import check_config
 from tests.conftest import SettingsFactory, refusal
 from tests.error_reports.conftest import Secrets, failing_app
 from tests.error_reports.receiver import Receiver
@@ -153,6 +155,13 @@ async def test_a_sentry_that_does_not_answer_delays_shutdown_no_longer_than_its_
         assert took < 1.3
     finally:
         hung.close()
+
+
+def test_check_config_masks_the_dsn(make_settings: SettingsFactory) -> None:
+    """check-config shows where reports go, never the DSN's key."""
+    shown = check_config(make_settings(SENTRY_DSN="https://0123456789abcdef@o1.ingest.example/42"))
+    assert json.loads(shown)["error_reports"]["dsn"] == "https://***@o1.ingest.example/42"
+    assert "0123456789abcdef" not in shown
 
 
 def test_a_bad_dsn_stops_the_service_naming_the_variable(make_settings: SettingsFactory) -> None:
