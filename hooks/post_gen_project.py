@@ -25,6 +25,7 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
         f"{PACKAGE}/migrations/versions/0001_create_items.py",
         "tests/items",
     ],
+    ("include_error_reports", "no"): [f"{PACKAGE}/features/error_reports.py", "tests/error_reports"],
     ("ci", "none"): [".github"],
 }
 

@@ -22,6 +22,7 @@ CHOICES: dict[str, list[str]] = {
     "include_monitoring": ["yes", "no"],
     "include_redis": ["yes", "no"],
     "include_example_api": ["yes", "no"],
+    "include_error_reports": ["no", "yes"],
     "ci": ["github", "none"],
     "license": ["MIT", "Apache-2.0", "Proprietary"],
 }
@@ -32,8 +33,8 @@ SHADOWED = frozenset(
     {
         "aiosqlite", "alembic", "anyio", "app", "asyncpg", "fastapi", "gunicorn", "httpx", "hypothesis", "mypy",
         "orjson", "prometheus_client", "prometheus_fastapi_instrumentator", "pydantic", "pydantic_settings",
-        "pytest", "redis", "ruff", "sqlalchemy", "src", "starlette", "tenacity", "testcontainers", "tests",
-        "uvicorn", "uvicorn_worker",
+        "pytest", "redis", "ruff", "sentry_sdk", "sqlalchemy", "src", "starlette", "tenacity", "testcontainers",
+        "tests", "uvicorn", "uvicorn_worker",
     }
 )  # fmt: skip
 

@@ -116,17 +116,32 @@ def test_own_suite_passes_with_real_services(
     run_suite("baked suite", default_bin, default_project, env)
 
 
-# The default answers turn every option on; their full suite runs in test_own_suite_passes_with_real_services.
-# The minimal combination, every option off, runs its full suite too: without the example API and Redis the
-# integration and failure tests still hold. Every other combination runs the part of its suite that needs no
-# server (tests/unit), as well as ruff and mypy.
-EVERYTHING = {"include_k8s": "yes", "include_monitoring": "yes", "include_redis": "yes", "include_example_api": "yes"}
-NOTHING = {"include_k8s": "no", "include_monitoring": "no", "include_redis": "no", "include_example_api": "no"}
+# The default answers turn every option on but the error reports; their full suite runs in
+# test_own_suite_passes_with_real_services. The minimal combination, every option off, runs its full suite too:
+# without the example API and Redis the integration and failure tests still hold. The error reports' combination
+# runs their tests (a local HTTP server receives the reports) beside tests/unit; every other combination runs
+# the part of its suite that needs no server (tests/unit), as well as ruff and mypy.
+SUITES = {"unit": ["tests/unit"], "full": [], "error-reports": ["tests/unit", "tests/error_reports"]}
+EVERYTHING = {
+    "include_k8s": "yes",
+    "include_monitoring": "yes",
+    "include_redis": "yes",
+    "include_example_api": "yes",
+    "include_error_reports": "yes",
+}
+NOTHING = {
+    "include_k8s": "no",
+    "include_monitoring": "no",
+    "include_redis": "no",
+    "include_example_api": "no",
+    "include_error_reports": "no",
+}
 COMBINATIONS = [
     pytest.param({"include_k8s": "no"}, "unit", id="no-k8s"),
     pytest.param({"include_monitoring": "no"}, "unit", id="no-monitoring"),
     pytest.param({"include_redis": "no"}, "unit", id="no-redis"),
     pytest.param({"include_example_api": "no"}, "unit", id="no-example-api"),
+    pytest.param({"include_error_reports": "yes"}, "error-reports", id="error-reports"),
     pytest.param({"ci": "none"}, "unit", id="no-ci"),
     pytest.param({"license": "Proprietary"}, "unit", id="proprietary"),
     pytest.param({"python_version": "3.12", "port": "9000"}, "unit", id="py312-port9000"),
@@ -153,7 +168,7 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
     run([str(bin_dir / "ruff"), "format", "--check", "--no-cache", "."], cwd=project)
     run([str(bin_dir / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests"], cwd=project)
     env = {**tool_env, "PYTHONPATH": str(project / "src"), "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"}
-    run_suite(f"{suite} suite", bin_dir, project, env, *(["tests/unit"] if suite == "unit" else []))
+    run_suite(f"{suite} suite", bin_dir, project, env, *SUITES[suite])
 
 
 @pytest.mark.parametrize(
@@ -163,10 +178,14 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
         pytest.param(
             {"include_example_api": "no"}, re.compile(r"/api/v1/items|\bitems\b(?!\(\))|\bItem\b"), id="no-example-api"
         ),
+        pytest.param(
+            {"include_error_reports": "no"}, re.compile(r"sentry|error.reports", re.IGNORECASE), id="no-error-reports"
+        ),
     ],
 )
 def test_an_option_left_out_leaves_no_trace(answers: dict[str, str], absent: re.Pattern[str], tmp_path: Path) -> None:
-    """Without Redis, nothing in the project names it; without the example API, nothing names its items."""
+    """Without Redis, nothing in the project names it; without the example API, nothing names its items; without
+    the error reports, nothing names Sentry."""
     project = bake(tmp_path, **answers)
     traces = [
         f"{path.relative_to(project)}: {match.group()}"

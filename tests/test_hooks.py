@@ -128,6 +128,7 @@ def test_good_answer_passes(field: str, value: str) -> None:
         pytest.param("include_monitoring", "", id="monitoring-empty"),
         pytest.param("include_redis", "true", id="redis-true"),
         pytest.param("include_example_api", "n", id="example-api-n"),
+        pytest.param("include_error_reports", "on", id="error-reports-on"),
     ],
 )
 def test_bad_answer_yields_one_line_naming_the_field(field: str, value: str) -> None:
@@ -205,6 +206,7 @@ NOT_A_CHOICE = "provided for choice variable {field},"
         pytest.param("include_k8s=maybe", "include_k8s", id="k8s-maybe"),
         pytest.param("include_redis=false", "include_redis", id="redis-false"),
         pytest.param("include_example_api=none", "include_example_api", id="example-api-none"),
+        pytest.param("include_error_reports=sentry", "include_error_reports", id="error-reports-sentry"),
         pytest.param("project_slug=a/b", "project_slug", id="slug-nested"),
         pytest.param("project_slug=..", "project_slug", id="slug-dotdot"),
         pytest.param(f"project_slug={'a' * 300}", "project_slug", id="slug-longer-than-a-file-name"),

@@ -44,6 +44,12 @@ async def upload(request: Request) -> dict[str, int]:
     return {"bytes": len(await request.body())}
 
 
+@router.get("/crash")
+async def crash() -> None:
+    """A bug: an exception that no handler answers, which the service turns into a 500."""
+    raise RuntimeError("a bug in a route")
+
+
 @router.get("/sleep")
 async def sleep(seconds: float, state: StateDep) -> dict[str, str]:
     """Hold a connection for ``seconds`` (pg_sleep), through the guard."""

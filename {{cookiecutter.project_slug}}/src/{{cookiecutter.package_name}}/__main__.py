@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import SecretStr
@@ -17,9 +18,14 @@ from .settings import Settings, SettingsError
 
 def _masked(value: Any) -> Any:
     if isinstance(value, SecretStr):
-        try:  # a URL keeps everything but its password
-            return make_url(value.get_secret_value()).render_as_string(hide_password=True)
-        except ArgumentError:
+        raw = value.get_secret_value()
+        try:
+            parts = urlsplit(raw)
+            if parts.username and parts.password is None:  # a key as the URL's user name (a DSN): hide it
+                return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+            # A URL keeps everything but its password.
+            return make_url(raw).render_as_string(hide_password=True)
+        except (ArgumentError, ValueError):
             return "**********"
     if isinstance(value, dict):
         return {key: _masked(item) for key, item in value.items()}

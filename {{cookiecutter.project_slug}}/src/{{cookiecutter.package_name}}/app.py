@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access=access,
         timeout_response=errors.timeout_response,
         crash_response=errors.crash_response,
+        on_crash=errors.unhandled,
     )
     return app
 
@@ -104,6 +105,7 @@ async def _open(
         metrics,
         stack,
         guards=[],
+        error_hooks=[],
         checks=[
             health.Check(
                 "database:responseTime",
@@ -132,6 +134,7 @@ async def _open(
             assembly.checks, timeout=settings.health.check_timeout_seconds, ttl=settings.health.cache_ttl_seconds
         ),
         schema=schema,
+        error_hooks=tuple(assembly.error_hooks),
     )
     tasks = [
         asyncio.create_task(

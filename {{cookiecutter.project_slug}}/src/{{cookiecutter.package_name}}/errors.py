@@ -2,15 +2,17 @@
 
 A 500 never shows an exception's text; a refused call (open breaker, full bulkhead, exhausted pool)
 answers 503 with ``Retry-After`` so that clients and load balancers back off instead of piling on.
+Each exception answered 500 is logged and handed to the error hooks the lifespan collected (``unhandled``), so
+that an optional part can report it; a 4xx, or a 503/504 the service answers on purpose, never reaches them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -25,9 +27,14 @@ from starlette.types import Receive, Scope, Send
 from .resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, driver_errors, is_failure
 from .schema import missing_object
 
+if TYPE_CHECKING:
+    from .state import State
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# Called with each exception the service answers 500 for and the request's ASGI scope.
+ErrorHook = Callable[[BaseException, Scope], None]
 
 
 class Problem(BaseModel):
@@ -118,7 +125,7 @@ async def _infrastructure(request: Request, exc: Exception) -> Response:
         return problem(503, "A dependency is unavailable.", instance=request.url.path, headers=_retry_after(1))
     if missing_object(exc) and await _migrations_pending(request):
         return problem(503, "Database migrations pending.", instance=request.url.path, headers=_retry_after(5))
-    log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    unhandled(exc, request.scope)
     return problem(500, instance=request.url.path)
 
 
@@ -138,6 +145,17 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DeadlineExceeded, _deadline)
     for error in (sa_exc.DBAPIError, sa_exc.TimeoutError, *driver_errors()):
         app.add_exception_handler(error, _infrastructure)
+
+
+def unhandled(exc: BaseException, scope: Scope) -> None:
+    """Log an exception the service answers 500 for, then tell each error hook of it."""
+    log.error("unhandled error", exc_info=exc, extra={"path": scope["path"]})
+    state: State | None = scope.get("state", {}).get("state")
+    for hook in state.error_hooks if state is not None else ():
+        try:
+            hook(exc, scope)
+        except Exception as failure:  # a hook that fails must not change the answer
+            log.warning("an error hook failed", extra={"error": repr(failure)})
 
 
 async def crash_response(scope: Scope, receive: Receive, send: Send) -> None:

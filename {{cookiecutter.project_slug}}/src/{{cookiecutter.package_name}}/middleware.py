@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -99,6 +100,7 @@ class RequestMiddleware:
         access: AccessLog,
         timeout_response: ASGIApp,
         crash_response: ASGIApp,
+        on_crash: Callable[[BaseException, Scope], None],
     ) -> None:
         self.app = app
         self.router = router
@@ -111,6 +113,7 @@ class RequestMiddleware:
         self.access = access
         self.timeout_response = timeout_response
         self.crash_response = crash_response
+        self.on_crash = on_crash
         self._series: dict[tuple[str, str, int], tuple[BatchedCounter, BatchedHistogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,8 +168,8 @@ class RequestMiddleware:
                 raise  # shutdown or a client gone: not ours to answer
             task.uncancel()
             await self.timeout_response(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error", extra={"path": path})
+        except Exception as exc:
+            self.on_crash(exc, scope)
             if response_started:
                 raise
             await self.crash_response(scope, receive, send_with_id)

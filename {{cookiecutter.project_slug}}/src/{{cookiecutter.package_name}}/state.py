@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from . import db
 from .cache import Cache
+from .errors import ErrorHook
 from .health import HealthChecks
 from .metrics import Metrics
 from .resilience import Dependency
@@ -42,6 +43,7 @@ class State:
     guards: Guards
     health: HealthChecks
     schema: SchemaGuard
+    error_hooks: tuple[ErrorHook, ...] = ()  # told of each 500 (errors.unhandled)
 
 
 # Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker thread, per request.

@@ -19,6 +19,7 @@ from fastapi import APIRouter
 
 if TYPE_CHECKING:
     from ..cache import RemoteCache
+    from ..errors import ErrorHook
     from ..health import Check
     from ..metrics import Metrics
     from ..resilience import Dependency
@@ -34,6 +35,7 @@ class Assembly:
     stack: AsyncExitStack
     guards: list[Dependency]
     checks: list[Check]
+    error_hooks: list[ErrorHook]
     remote_cache: RemoteCache | None = None
 
 
