@@ -18,13 +18,15 @@ PACKAGE = "src/{package_name}"
 REMOVALS: dict[tuple[str, str], list[str]] = {
     ("include_k8s", "no"): ["k8s"],
     ("include_monitoring", "no"): ["monitoring"],
-    ("include_redis", "no"): [f"{PACKAGE}/features/redis_cache", "tests/redis_cache"],
+    # Before include_tracing's: the tracing test that needs Redis goes with Redis, then the rest with tracing.
+    ("include_redis", "no"): [f"{PACKAGE}/features/redis_cache", "tests/redis_cache", "tests/tracing/test_redis.py"],
     ("include_example_api", "no"): [
         f"{PACKAGE}/features/items.py",
         f"{PACKAGE}/items",
         f"{PACKAGE}/migrations/versions/0001_create_items.py",
         "tests/items",
     ],
+    ("include_tracing", "no"): [f"{PACKAGE}/features/tracing", "tests/tracing"],
     ("ci", "none"): [".github"],
 }
 

@@ -22,6 +22,7 @@ CHOICES: dict[str, list[str]] = {
     "include_monitoring": ["yes", "no"],
     "include_redis": ["yes", "no"],
     "include_example_api": ["yes", "no"],
+    "include_tracing": ["yes", "no"],
     "ci": ["github", "none"],
     "license": ["MIT", "Apache-2.0", "Proprietary"],
 }

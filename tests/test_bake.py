@@ -120,13 +120,26 @@ def test_own_suite_passes_with_real_services(
 # The minimal combination, every option off, runs its full suite too: without the example API and Redis the
 # integration and failure tests still hold. Every other combination runs the part of its suite that needs no
 # server (tests/unit), as well as ruff and mypy.
-EVERYTHING = {"include_k8s": "yes", "include_monitoring": "yes", "include_redis": "yes", "include_example_api": "yes"}
-NOTHING = {"include_k8s": "no", "include_monitoring": "no", "include_redis": "no", "include_example_api": "no"}
+EVERYTHING = {
+    "include_k8s": "yes",
+    "include_monitoring": "yes",
+    "include_redis": "yes",
+    "include_example_api": "yes",
+    "include_tracing": "yes",
+}
+NOTHING = {
+    "include_k8s": "no",
+    "include_monitoring": "no",
+    "include_redis": "no",
+    "include_example_api": "no",
+    "include_tracing": "no",
+}
 COMBINATIONS = [
     pytest.param({"include_k8s": "no"}, "unit", id="no-k8s"),
     pytest.param({"include_monitoring": "no"}, "unit", id="no-monitoring"),
     pytest.param({"include_redis": "no"}, "unit", id="no-redis"),
     pytest.param({"include_example_api": "no"}, "unit", id="no-example-api"),
+    pytest.param({"include_tracing": "no"}, "unit", id="no-tracing"),
     pytest.param({"ci": "none"}, "unit", id="no-ci"),
     pytest.param({"license": "Proprietary"}, "unit", id="proprietary"),
     pytest.param({"python_version": "3.12", "port": "9000"}, "unit", id="py312-port9000"),
@@ -163,10 +176,17 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
         pytest.param(
             {"include_example_api": "no"}, re.compile(r"/api/v1/items|\bitems\b(?!\(\))|\bItem\b"), id="no-example-api"
         ),
+        # FastAPI itself depends on opentelemetry-api, which stays in the locks.
+        pytest.param(
+            {"include_tracing": "no"},
+            re.compile(r"opentelemetry(?!-api=)|\botel|traceparent|trace_id|span_id|\btracing\b", re.IGNORECASE),
+            id="no-tracing",
+        ),
     ],
 )
 def test_an_option_left_out_leaves_no_trace(answers: dict[str, str], absent: re.Pattern[str], tmp_path: Path) -> None:
-    """Without Redis, nothing in the project names it; without the example API, nothing names its items."""
+    """Without Redis, nothing in the project names it; without the example API, nothing names its items; without
+    tracing, nothing names OpenTelemetry, its variables or its ids."""
     project = bake(tmp_path, **answers)
     traces = [
         f"{path.relative_to(project)}: {match.group()}"

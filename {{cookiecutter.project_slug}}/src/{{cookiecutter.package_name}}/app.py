@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import __version__, admin, cache, db, errors, features, health, migrations
 from .metrics import Metrics
 from .middleware import BodyLimits, RequestMiddleware
-from .observability import AccessLog, configure_logging
+from .observability import AccessLog, RequestWatcher, configure_logging
 from .resilience import Deadlines, Dependency
 from .schema import SchemaGuard
 from .settings import Settings
@@ -36,12 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     deadlines = Deadlines()
     access = AccessLog()
+    watchers: list[RequestWatcher] = []  # the request middleware's, filled by the parts the lifespan opens
     parts = features.installed()  # before the error handlers: importing a part registers its client's errors
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            yield {"state": await _open(settings, lifecycle, metrics, deadlines, access, stack)}
+            yield {"state": await _open(settings, lifecycle, metrics, deadlines, access, watchers, stack)}
             log.info("shutting down: closing resources")
 
     app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan)
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         access=access,
         timeout_response=errors.timeout_response,
         crash_response=errors.crash_response,
+        watchers=watchers,
     )
     return app
 
@@ -80,6 +82,7 @@ async def _open(
     metrics: Metrics,
     deadlines: Deadlines,
     access: AccessLog,
+    watchers: list[RequestWatcher],
     stack: AsyncExitStack,
 ) -> State:
     budget = settings.server.shutdown_close_seconds
@@ -99,6 +102,8 @@ async def _open(
         settings,
         metrics,
         stack,
+        engine=engine,
+        watchers=watchers,
         guards=[],
         checks=[
             health.Check(

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from ..cache import RemoteCache
     from ..health import Check
     from ..metrics import Metrics
+    from ..observability import RequestWatcher
     from ..resilience import Dependency
     from ..settings import Group, Settings
 
@@ -32,6 +35,8 @@ class Assembly:
     settings: Settings
     metrics: Metrics
     stack: AsyncExitStack
+    engine: AsyncEngine
+    watchers: list[RequestWatcher]  # the request middleware's: a part appends one to watch every request
     guards: list[Dependency]
     checks: list[Check]
     remote_cache: RemoteCache | None = None
