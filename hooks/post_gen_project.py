@@ -19,7 +19,12 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
     ("include_k8s", "no"): ["k8s"],
     ("include_monitoring", "no"): ["monitoring"],
     # Before include_tracing's: the tracing test that needs Redis goes with Redis, then the rest with tracing.
-    ("include_redis", "no"): [f"{PACKAGE}/features/redis_cache", "tests/redis_cache", "tests/tracing/test_redis.py"],
+    ("include_redis", "no"): [
+        f"{PACKAGE}/features/redis_cache",
+        f"{PACKAGE}/features/tracing/clients/redis_commands.py",
+        "tests/redis_cache",
+        "tests/tracing/test_redis.py",
+    ],
     ("include_example_api", "no"): [
         f"{PACKAGE}/features/items.py",
         f"{PACKAGE}/items",

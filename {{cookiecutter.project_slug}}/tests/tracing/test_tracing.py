@@ -21,7 +21,7 @@ from tests.tracing.receiver import ReceivedSpan, Receiver, closed_port, hung_col
 PROJECT = Path(__file__).resolve().parents[2]
 CALLER_TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
-# Not opentelemetry.sdk as a whole: redis-py 8 imports the metrics SDK itself whenever it is installed.
+# Not opentelemetry.sdk as a whole: a client library may import the metrics SDK by itself whenever it is installed.
 SDK = ("opentelemetry.sdk.trace", "opentelemetry.exporter", "opentelemetry.instrumentation", "opentelemetry.proto")
 IMPORTED = """
 import asyncio, sys

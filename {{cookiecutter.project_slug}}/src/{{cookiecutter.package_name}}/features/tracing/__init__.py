@@ -2,12 +2,11 @@
 
 With neither ``OTEL_EXPORTER_OTLP_ENDPOINT`` nor ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` set, the lifespan opens
 nothing here and nothing of the trace SDK, the exporter or the instrumentations is imported: tracing off costs
-nothing per request. (Others import parts of OpenTelemetry on their own: FastAPI its API, which stays idle, and
-redis-py 8 its metrics SDK whenever that is installed, some 70 ms at each process's start.)
+nothing per request. (FastAPI imports the OpenTelemetry API on its own; it stays idle.)
 
 With one set, ``open_tracing`` builds the pipeline (``pipeline.py``: sampler, batch processor, exporter, the
 dropped-spans counter) and wires the spans (``spans.py``): a server span per request from the request
-middleware's watcher seam, child spans of database statements, Redis commands and outgoing HTTPX calls, the
+middleware's watcher seam, child spans of database statements and of the clients' calls (``clients/``), the
 guards' fast failures and retries as events of the request's span, and ``trace_id``/``span_id`` on every log
 line written inside a sampled span. At shutdown the last spans are flushed within ``SHUTDOWN_CLOSE_SECONDS``.
 """

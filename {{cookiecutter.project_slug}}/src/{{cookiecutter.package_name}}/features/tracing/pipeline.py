@@ -83,8 +83,8 @@ def sampler(name: str, ratio: float) -> Sampler:
 
 
 class RequestsOnly(Sampler):
-    """No trace starts outside a request: a statement or a Redis command with no span above it (a readiness
-    check, the near cache's listener) would otherwise be a trace of its own, several per probe."""
+    """No trace starts outside a request: a client's call with no span above it (a health check's, a background
+    task's) would otherwise be a trace of its own, several per probe."""
 
     def __init__(self, delegate: Sampler) -> None:
         self.delegate = delegate

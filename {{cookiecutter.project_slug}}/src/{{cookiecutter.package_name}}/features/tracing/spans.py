@@ -1,4 +1,4 @@
-"""Where spans come from: each request, its database statements, Redis commands and outgoing HTTPX calls.
+"""Where spans come from: each request, its database statements and its clients' calls.
 
 The request's span is made here, from the request middleware's watcher seam, rather than by FastAPI's or
 contrib's ASGI instrumentation: both add a layer of their own to every request, and the service's middleware
@@ -6,8 +6,8 @@ already knows what the span needs (the route template, the status). ``make bench
 figures. The span starts with the method as its name and takes ``GET /route/{template}`` once routed; a
 W3C ``traceparent`` (any header of ``OTEL_PROPAGATORS``) makes it the caller's child.
 
-Statements get their spans from ``statements.py``; Redis commands and HTTPX calls from the maintained
-instrumentations, given this provider. The service keeps its provider to itself rather than making it the
+Statements get their spans from ``statements.py``; the clients' calls from their maintained instrumentations
+(``clients/``), given this provider. The service keeps its provider to itself rather than making it the
 global one, for FastAPI starts its own request spans, a second layer, as soon as a global provider is set. A
 route adds to the request's span through ``opentelemetry.trace.get_current_span()``.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from importlib.util import find_spec
 from typing import Any
 
 from opentelemetry import context, propagate, trace
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Scope
 
 from ... import resilience
+from . import clients
 from .statements import StatementSpans
 
 
@@ -81,21 +81,9 @@ def _ids(span_context: trace.SpanContext) -> dict[str, str] | None:
 
 
 def instrument(provider: TracerProvider, engine: AsyncEngine) -> Callable[[], None]:
-    """Child spans of statements, of Redis commands when the service has Redis, of HTTPX calls; returns the undo."""
+    """Child spans of statements and of the clients' calls; returns the undo."""
     statements = StatementSpans(provider.get_tracer(__name__), engine.sync_engine)
-    undo = [statements.listen(engine.sync_engine)]
-    if find_spec("opentelemetry.instrumentation.redis") is not None:  # installed with the Redis part only
-        from opentelemetry.instrumentation.redis import RedisInstrumentor
-
-        redis = RedisInstrumentor()
-        redis.instrument(tracer_provider=provider)
-        undo.append(redis.uninstrument)
-    if find_spec("httpx") is not None:  # outgoing calls, once the service has an HTTPX client
-        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-
-        httpx = HTTPXClientInstrumentor()
-        httpx.instrument(tracer_provider=provider)  # also sends traceparent along
-        undo.append(httpx.uninstrument)
+    undo = [statements.listen(engine.sync_engine), clients.instrument(provider)]
 
     def uninstrument() -> None:
         for step in reversed(undo):
