@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from ...settings import Group, env_alias, group_config
+from ...settings import Group, group_config
 from .. import Assembly, Feature
 
 Sampler = Literal[
@@ -34,21 +34,19 @@ Sampler = Literal[
 class TracingSettings(Group):
     """The OpenTelemetry specification's names, read here so that a bad value stops the service by name."""
 
-    model_config = group_config()
-    endpoint: str | None = Field(None, validation_alias=env_alias("OTEL_EXPORTER_OTLP_ENDPOINT"))
-    traces_endpoint: str | None = Field(None, validation_alias=env_alias("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-    protocol: Literal["http/protobuf"] = Field(
-        "http/protobuf", validation_alias=env_alias("OTEL_EXPORTER_OTLP_PROTOCOL")
-    )
+    model_config = group_config("OTEL_")
+    exporter_otlp_endpoint: str | None = None
+    exporter_otlp_traces_endpoint: str | None = None
+    exporter_otlp_protocol: Literal["http/protobuf"] = "http/protobuf"
     # Milliseconds, as the specification says; short, so that a hung collector holds no export (nor the final
     # flush) for long. The SDK's own default is 10 s.
-    timeout_ms: Annotated[int, Field(gt=0)] = Field(2000, validation_alias=env_alias("OTEL_EXPORTER_OTLP_TIMEOUT"))
-    service_name: str | None = Field(None, validation_alias=env_alias("OTEL_SERVICE_NAME"))
-    resource_attributes: str | None = Field(None, validation_alias=env_alias("OTEL_RESOURCE_ATTRIBUTES"))
-    sampler: Sampler = Field("parentbased_always_on", validation_alias=env_alias("OTEL_TRACES_SAMPLER"))
-    sampler_arg: Annotated[float, Field(ge=0, le=1)] = Field(1.0, validation_alias=env_alias("OTEL_TRACES_SAMPLER_ARG"))
+    exporter_otlp_timeout: Annotated[int, Field(gt=0)] = 2000
+    service_name: str | None = None
+    resource_attributes: str | None = None
+    traces_sampler: Sampler = "parentbased_always_on"
+    traces_sampler_arg: Annotated[float, Field(ge=0, le=1)] = 1.0
 
-    @field_validator("endpoint", "traces_endpoint")
+    @field_validator("exporter_otlp_endpoint", "exporter_otlp_traces_endpoint")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -64,21 +62,21 @@ class TracingSettings(Group):
                 raise ValueError(f"expected key=value[,key=value...], got {pair.strip()!r}")
         return value
 
-    @field_validator("sampler", mode="before")
+    @field_validator("traces_sampler", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
     @property
     def enabled(self) -> bool:
-        return self.endpoint is not None or self.traces_endpoint is not None
+        return self.exporter_otlp_endpoint is not None or self.exporter_otlp_traces_endpoint is not None
 
     @property
     def traces_url(self) -> str:
         """Where spans are posted: the signal's own endpoint as it is, or ``/v1/traces`` under the common one."""
-        if self.traces_endpoint is not None:
-            return self.traces_endpoint
-        return f"{(self.endpoint or '').rstrip('/')}/v1/traces"
+        if self.exporter_otlp_traces_endpoint is not None:
+            return self.exporter_otlp_traces_endpoint
+        return f"{(self.exporter_otlp_endpoint or '').rstrip('/')}/v1/traces"
 
     @property
     def resource(self) -> dict[str, str]:

@@ -63,11 +63,11 @@ def open_pipeline(cfg: TracingSettings, default_name: str, metrics: Metrics) -> 
         dropped.labels(reason)  # every series from the start, at 0: rate() and alerts see the first drop
     name = cfg.service_name or cfg.resource.get("service.name") or default_name
     provider = TracerProvider(
-        sampler=sampler(cfg.sampler, cfg.sampler_arg),
+        sampler=sampler(cfg.traces_sampler, cfg.traces_sampler_arg),
         resource=Resource.create({**cfg.resource, "service.name": name}),
         shutdown_on_exit=False,  # the lifespan shuts it down, within its budget; an atexit hook has none
     )
-    exporter = OTLPSpanExporter(endpoint=cfg.traces_url, timeout=cfg.timeout_ms / 1000)
+    exporter = OTLPSpanExporter(endpoint=cfg.traces_url, timeout=cfg.exporter_otlp_timeout / 1000)
     processor = CountingBatchProcessor(CountingExporter(exporter, dropped.labels("export_failed")), dropped)
     provider.add_span_processor(processor)
     return Traces(provider, processor, dropped)
