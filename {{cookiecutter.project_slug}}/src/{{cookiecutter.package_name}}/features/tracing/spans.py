@@ -1,9 +1,12 @@
 """Where spans come from: each request, its database statements and its clients' calls.
 
-The request's span is made here, from the request middleware's watcher seam, rather than by FastAPI's or
-contrib's ASGI instrumentation: both add a layer of their own to every request, and the service's middleware
-already knows what the span needs (the route template, the status). ``make bench`` at the template root has the
-figures. The span starts with the method as its name and takes ``GET /route/{template}`` once routed; a
+The request's span is made here, from the request middleware's watcher seam, rather than by FastAPI's native
+telemetry or contrib's FastAPIInstrumentor: each adds a layer of its own to every request (headers parsed into
+objects, attributes built before the sampler decides; FastAPI's also spans for dependencies and serialisation),
+about 100 us per request on the no-op route at 1% sampling, where the route itself costs 60-110 us (raw ASGI
+calls in process, uvloop, a busy 2-core machine); this watcher adds about 10 us, since the middleware already
+knows what the span needs (the route template, the status). ``make bench`` at the template root has the
+figures under load. The span starts with the method as its name and takes ``GET /route/{template}`` once routed; a
 W3C ``traceparent`` (any header of ``OTEL_PROPAGATORS``) makes it the caller's child.
 
 Statements get their spans from ``statements.py``; the clients' calls from their maintained instrumentations
