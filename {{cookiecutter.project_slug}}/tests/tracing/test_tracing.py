@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -12,7 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.trace import SpanKind
 
+from {{ cookiecutter.package_name }}.features.tracing.pipeline import keeps_new_trace, sampler
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.conftest import SettingsFactory, refusal, serve
 from tests.tracing.conftest import create_traced_app
@@ -214,3 +218,20 @@ def test_a_bad_tracing_setting_names_its_variable(
 ) -> None:
     """A tracing variable the service cannot use stops it with one line naming the variable."""
     assert refusal(make_settings, **env).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "ratio"),
+    [("parentbased_traceidratio", 0.25), ("traceidratio", 0.5), ("parentbased_always_on", 1.0), ("always_off", 1.0)],
+)
+def test_a_new_trace_is_judged_by_the_samplers_own_rule(name: str, ratio: float) -> None:
+    """The request watcher's early decision on a new trace is the SDK sampler's, id for id."""
+    keeps, sdk = keeps_new_trace(name, ratio), sampler(name, ratio)
+    draw = random.Random(7)
+    decisions = []
+    for _ in range(2000):
+        trace_id = draw.getrandbits(128)
+        kept = sdk.should_sample(None, trace_id, "GET", SpanKind.SERVER).decision is Decision.RECORD_AND_SAMPLE
+        assert keeps(trace_id) == kept, hex(trace_id)
+        decisions.append(kept)
+    print(f"\n[figure] {name} {ratio}: {sum(decisions)} of {len(decisions)} new traces kept")

@@ -100,7 +100,7 @@ async def open_tracing(assembly: Assembly) -> None:
     assembly.stack.callback(batching.setLevel, batching.level)
     batching.setLevel(logging.ERROR)
     tracer = traces.provider.get_tracer(__name__)
-    assembly.watchers.append(spans.ServerSpans(tracer))
+    assembly.watchers.append(spans.ServerSpans(tracer, traces.keeps_new_trace, traces.ids))
     assembly.stack.callback(spans.instrument(traces.provider, assembly.engine))
     assembly.stack.callback(spans.note_guard_events())
     assembly.stack.callback(spans.add_ids_to_log_records())

@@ -25,6 +25,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -50,6 +51,32 @@ class Traces:
     provider: TracerProvider
     processor: CountingBatchProcessor
     dropped: Counter
+    ids: RequestIds
+    keeps_new_trace: Callable[[int], bool]
+
+
+class RequestIds(RandomIdGenerator):
+    """The SDK's random ids, except that a request's watcher may draw a new trace's id before its span exists.
+
+    The watcher asks the sampler itself, so that a request it drops costs no SDK span at all; the span of a
+    request it keeps must then carry the very id the sampler judged, which ``hand_over`` passes to the SDK.
+    """
+
+    def __init__(self) -> None:
+        self._next = threading.local()
+
+    def draw(self) -> int:
+        return super().generate_trace_id()
+
+    def hand_over(self, trace_id: int) -> None:
+        self._next.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id: int | None = getattr(self._next, "trace_id", None)
+        if trace_id is None:
+            return super().generate_trace_id()
+        self._next.trace_id = None
+        return trace_id
 
 
 def open_pipeline(cfg: TracingSettings, default_name: str, metrics: Metrics) -> Traces:
@@ -62,15 +89,17 @@ def open_pipeline(cfg: TracingSettings, default_name: str, metrics: Metrics) -> 
     for reason in ("export_failed", "queue_full", "shutdown"):
         dropped.labels(reason)  # every series from the start, at 0: rate() and alerts see the first drop
     name = cfg.service_name or cfg.resource.get("service.name") or default_name
+    ids = RequestIds()
     provider = TracerProvider(
         sampler=sampler(cfg.traces_sampler, cfg.traces_sampler_arg),
+        id_generator=ids,
         resource=Resource.create({**cfg.resource, "service.name": name}),
         shutdown_on_exit=False,  # the lifespan shuts it down, within its budget; an atexit hook has none
     )
     exporter = OTLPSpanExporter(endpoint=cfg.traces_url, timeout=cfg.exporter_otlp_timeout / 1000)
     processor = CountingBatchProcessor(CountingExporter(exporter, dropped.labels("export_failed")), dropped)
     provider.add_span_processor(processor)
-    return Traces(provider, processor, dropped)
+    return Traces(provider, processor, dropped, ids, keeps_new_trace(cfg.traces_sampler, cfg.traces_sampler_arg))
 
 
 def sampler(name: str, ratio: float) -> Sampler:
@@ -80,6 +109,16 @@ def sampler(name: str, ratio: float) -> Sampler:
     )
     root = RequestsOnly(root)
     return ParentBased(root) if name.startswith("parentbased_") else root
+
+
+def keeps_new_trace(name: str, ratio: float) -> Callable[[int], bool]:
+    """The sampler's decision for a request's span that starts a trace, by its trace id: the SDK's own rules
+    (``TraceIdRatioBased`` keeps an id whose low 64 bits are under the ratio's bound), without its calls."""
+    kind = name.removeprefix("parentbased_")
+    if kind in ("always_on", "always_off"):
+        return lambda _trace_id: kind == "always_on"
+    bound, low_bits = TraceIdRatioBased.get_bound_for_rate(ratio), TraceIdRatioBased.TRACE_ID_LIMIT
+    return lambda trace_id: trace_id & low_bits < bound
 
 
 class RequestsOnly(Sampler):

@@ -29,23 +29,37 @@ from starlette.types import Scope
 
 from ... import resilience
 from . import clients
+from .pipeline import RequestIds
 from .statements import StatementSpans
 
 
 class ServerSpans:
-    """The request middleware's watcher: one server span per request, current while the app runs."""
+    """The request middleware's watcher: one server span per request, current while the app runs.
 
-    def __init__(self, tracer: trace.Tracer) -> None:
+    A new trace (no context came with the request) is judged here first, by the sampler's own rule: one it drops
+    gets no SDK span, only its ids, current so that the calls it makes carry "not sampled" on. Asking the SDK
+    (its sampler chain, then its span) cost about 25 us per request under load, an eighth of the no-op route;
+    this costs a few.
+    """
+
+    def __init__(self, tracer: trace.Tracer, keeps_new_trace: Callable[[int], bool], ids: RequestIds) -> None:
         self.tracer = tracer
+        self.keeps_new_trace = keeps_new_trace
+        self.ids = ids
         self.fields = frozenset(name.encode() for name in propagate.get_global_textmap().fields)
 
     def __call__(self, scope: Scope) -> ServerSpan:
-        parent = None
         fields = self.fields
         carried = {key.decode(): value.decode("latin-1") for key, value in scope["headers"] if key in fields}
-        if carried:
-            parent = propagate.extract(carried)
         method = scope["method"]
+        parent = propagate.extract(carried) if carried else None
+        span: trace.Span
+        if parent is None:
+            trace_id = self.ids.draw()
+            if not self.keeps_new_trace(trace_id):
+                span = trace.NonRecordingSpan(trace.SpanContext(trace_id, self.ids.generate_span_id(), False))
+                return ServerSpan(span, method, context.attach(trace.set_span_in_context(span)))
+            self.ids.hand_over(trace_id)
         span = self.tracer.start_span(method, parent, kind=SpanKind.SERVER)
         if span.is_recording():
             span.set_attributes(

@@ -3,7 +3,8 @@
 Written here rather than taken from opentelemetry-instrumentation-sqlalchemy: that package declares
 ``sqlalchemy < 2.1`` and refuses to instrument the SQLAlchemy this service locks (it logs a dependency conflict
 and does nothing), and past that check it builds the same span from the same events. A statement run outside
-any request (a readiness check, a migration) gets no span and costs one lookup.
+a sampled request (a readiness check, a migration, a request the sampler dropped) gets no span and costs one
+lookup.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ class StatementSpans:
         return remove
 
     def before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if context is None or not trace.get_current_span().get_span_context().is_valid:
-            return
+        if context is None or not trace.get_current_span().get_span_context().trace_flags.sampled:
+            return  # outside a request, or in one the sampler dropped
         operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
         span = self.tracer.start_span(f"{operation}{self.target}", kind=SpanKind.CLIENT)
         if span.is_recording():
