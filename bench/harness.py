@@ -84,12 +84,17 @@ class Bench:
         return server
 
     def start_service(
-        self, name: str, app: str | None = None, database_url: str | None = None, log_level: str | None = None
+        self,
+        name: str,
+        app: str | None = None,
+        database_url: str | None = None,
+        log_level: str | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> procs.Server:
         """A: ``gunicorn -c gunicorn.conf.py`` as generated (``app`` overrides its wsgi_app)."""
         port = procs.free_port()
         cmd = [str(self.bin / "gunicorn"), "-c", "gunicorn.conf.py", *([app] if app else [])]
-        env = self.env(name, port, database_url) | ({"LOG_LEVEL": log_level} if log_level else {})
+        env = self.env(name, port, database_url) | ({"LOG_LEVEL": log_level} if log_level else {}) | (extra_env or {})
         return self._start(name, cmd, env, port, "/health/ready")
 
     def start_bare(self, name: str = "bare", extra_env: dict[str, str] | None = None) -> procs.Server:

@@ -16,6 +16,7 @@ import project
 import report
 from harness import CONNECTIONS, OUT, Bench, say
 from load import Request
+from sink import otlp_sink
 
 PROBE_RATE = 200
 
@@ -108,6 +109,42 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
         results["profiles"] = profile(bench, loaded)
     for server in (service, with_noop, quiet, instrumented, bare):
         server.stop()
+
+
+# Tracing on (A) against the same service with tracing off (B), spans sent to a sink that answers 200: every
+# request sampled, then 1% of them as a service under load would be configured. Two pairs per row keep the four
+# rows under three minutes.
+TRACED = [
+    ("noop-traced", "  same, tracing on, 100% (B: off)", "noop", "always_on"),
+    ("noop-traced-1pct", "  same, tracing on, 1% (B: off)", "noop", "parentbased_traceidratio"),
+    ("read-traced", "  cached read, tracing 100% (B: off)", "read", "always_on"),
+    ("read-traced-1pct", "  cached read, tracing 1% (B: off)", "read", "parentbased_traceidratio"),
+]
+
+
+def tracing(bench: Bench, results: dict[str, Any]) -> None:
+    noop_app = "bench.app_with_noop:create()"
+    with otlp_sink() as endpoint:
+        off = {"noop": bench.start_service("noop-untraced", noop_app), "read": bench.start_service("read-untraced")}
+        ids = seed(off["read"].port, 100)
+        requests = {
+            "noop": Request(path="/bench/noop"),
+            "read": Request(path=f"/api/v1/items/{ids[0]}", paths=tuple(f"/api/v1/items/{i}" for i in ids)),
+        }
+        for key, label, route, sampler in TRACED:
+            env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER": sampler,
+                   "OTEL_TRACES_SAMPLER_ARG": "0.01"}  # fmt: skip
+            traced = bench.start_service(key, noop_app if route == "noop" else None, extra_env=env)
+            pairs = []
+            for n in range(max(1, bench.args.pairs - 1)):
+                pair = bench.pair(traced, off[route], requests[route])
+                pairs.append(pair)
+                say(f"{label.strip()}: pair {n + 1}: A {pair['A']['rps']:.0f} req/s, B {pair['B']['rps']:.0f} req/s")
+            results["routes"][key] = {"label": label, "pairs": pairs, "summary": report.route_summary(pairs)}
+            results["rss_mib"][f"A {key}"] = round(traced.rss_mib(), 1)
+            traced.stop()
+        for server in off.values():
+            server.stop()
 
 
 def profile(bench: Bench, targets: list[tuple[str, procs.Server, Request]]) -> dict[str, Any]:

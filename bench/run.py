@@ -36,6 +36,10 @@ GOALS = {
     "read-core": Goal("cached read by id, B: SQLAlchemy Core", "", 2.0, ">="),
     "read-asyncpg": Goal("cached read by id, B: asyncpg", "", 1.0, ">="),
     "write": Goal("create item", "", 0.90, ">="),
+    "noop-traced": Goal("no-op route, tracing 100% / off", "", 0.0, ""),  # a contrast: every request sampled
+    "noop-traced-1pct": Goal("no-op route, tracing 1% / off", "", 0.90, ">="),
+    "read-traced": Goal("cached read, tracing 100% / off", "", 0.0, ""),
+    "read-traced-1pct": Goal("cached read, tracing 1% / off", "", 0.90, ">="),
     "wrapper": Goal("guard wrapper", " us", 5.0, "<"),
     "readiness": Goal("readiness queries", " q/s", 1.0, "<="),
     "start": Goal("start to ready", " s", 1.5, "<"),
@@ -103,6 +107,7 @@ def main() -> int:
             type(bench.redis).__name__,
         )
         phases.throughput(bench, results)
+        phases.tracing(bench, results)
         phases.readiness(bench, results)
         phases.start_to_ready(bench, results)
         phases.wrapper(bench, results)

@@ -18,7 +18,13 @@ PACKAGE = "src/{package_name}"
 REMOVALS: dict[tuple[str, str], list[str]] = {
     ("include_k8s", "no"): ["k8s"],
     ("include_monitoring", "no"): ["monitoring"],
-    ("include_redis", "no"): [f"{PACKAGE}/features/redis_cache", "tests/redis_cache"],
+    # Before include_tracing's: the tracing test that needs Redis goes with Redis, then the rest with tracing.
+    ("include_redis", "no"): [
+        f"{PACKAGE}/features/redis_cache",
+        f"{PACKAGE}/features/tracing/clients/redis_commands.py",
+        "tests/redis_cache",
+        "tests/tracing/test_redis.py",
+    ],
     ("include_example_api", "no"): [
         f"{PACKAGE}/features/items.py",
         f"{PACKAGE}/items",
@@ -26,6 +32,7 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
         "tests/items",
     ],
     ("include_error_reports", "no"): [f"{PACKAGE}/features/error_reports.py", "tests/error_reports"],
+    ("include_tracing", "no"): [f"{PACKAGE}/features/tracing", "tests/tracing"],
     ("ci", "none"): [".github"],
 }
 

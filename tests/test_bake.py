@@ -127,6 +127,7 @@ EVERYTHING = {
     "include_monitoring": "yes",
     "include_redis": "yes",
     "include_example_api": "yes",
+    "include_tracing": "yes",
     "include_error_reports": "yes",
 }
 NOTHING = {
@@ -134,6 +135,7 @@ NOTHING = {
     "include_monitoring": "no",
     "include_redis": "no",
     "include_example_api": "no",
+    "include_tracing": "no",
     "include_error_reports": "no",
 }
 COMBINATIONS = [
@@ -141,6 +143,7 @@ COMBINATIONS = [
     pytest.param({"include_monitoring": "no"}, "unit", id="no-monitoring"),
     pytest.param({"include_redis": "no"}, "unit", id="no-redis"),
     pytest.param({"include_example_api": "no"}, "unit", id="no-example-api"),
+    pytest.param({"include_tracing": "no"}, "unit", id="no-tracing"),
     pytest.param({"include_error_reports": "yes"}, "error-reports", id="error-reports"),
     pytest.param({"ci": "none"}, "unit", id="no-ci"),
     pytest.param({"license": "Proprietary"}, "unit", id="proprietary"),
@@ -178,6 +181,12 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
         pytest.param(
             {"include_example_api": "no"}, re.compile(r"/api/v1/items|\bitems\b(?!\(\))|\bItem\b"), id="no-example-api"
         ),
+        # FastAPI itself depends on opentelemetry-api, which stays in the locks.
+        pytest.param(
+            {"include_tracing": "no"},
+            re.compile(r"opentelemetry(?!-api=)|\botel|traceparent|trace_id|span_id|\btracing\b", re.IGNORECASE),
+            id="no-tracing",
+        ),
         pytest.param(
             {"include_error_reports": "no"}, re.compile(r"sentry|error.reports", re.IGNORECASE), id="no-error-reports"
         ),
@@ -185,7 +194,8 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
 )
 def test_an_option_left_out_leaves_no_trace(answers: dict[str, str], absent: re.Pattern[str], tmp_path: Path) -> None:
     """Without Redis, nothing in the project names it; without the example API, nothing names its items; without
-    the error reports, nothing names Sentry."""
+    tracing, nothing names OpenTelemetry, its variables or its ids; without the error reports, nothing names
+    Sentry."""
     project = bake(tmp_path, **answers)
     traces = [
         f"{path.relative_to(project)}: {match.group()}"

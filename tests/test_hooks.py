@@ -128,6 +128,7 @@ def test_good_answer_passes(field: str, value: str) -> None:
         pytest.param("include_monitoring", "", id="monitoring-empty"),
         pytest.param("include_redis", "true", id="redis-true"),
         pytest.param("include_example_api", "n", id="example-api-n"),
+        pytest.param("include_tracing", "on", id="tracing-on"),
         pytest.param("include_error_reports", "on", id="error-reports-on"),
     ],
 )
@@ -206,6 +207,7 @@ NOT_A_CHOICE = "provided for choice variable {field},"
         pytest.param("include_k8s=maybe", "include_k8s", id="k8s-maybe"),
         pytest.param("include_redis=false", "include_redis", id="redis-false"),
         pytest.param("include_example_api=none", "include_example_api", id="example-api-none"),
+        pytest.param("include_tracing=off", "include_tracing", id="tracing-off"),
         pytest.param("include_error_reports=sentry", "include_error_reports", id="error-reports-sentry"),
         pytest.param("project_slug=a/b", "project_slug", id="slug-nested"),
         pytest.param("project_slug=..", "project_slug", id="slug-dotdot"),
@@ -242,14 +244,21 @@ def test_cli_unicode_name_bakes_ascii_names(tmp_path: Path) -> None:
 
 def test_cli_unchosen_parts_are_absent(tmp_path: Path) -> None:
     """Answering no to the optional parts bakes a project without their files, and warns of nothing."""
-    answers = ["include_k8s=no", "include_monitoring=no", "include_redis=no", "include_example_api=no", "ci=none"]
+    answers = [
+        "include_k8s=no",
+        "include_monitoring=no",
+        "include_redis=no",
+        "include_example_api=no",
+        "include_tracing=no",
+        "ci=none",
+    ]
     result = cli_bake(tmp_path, *answers)
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr
     project = tmp_path / "orders-service"
     package = project / "src" / "orders_service"
     assert project.is_dir() and (package / "app.py").is_file()
-    for gone in ("k8s", "monitoring", ".github", "tests/redis_cache", "tests/items"):
+    for gone in ("k8s", "monitoring", ".github", "tests/redis_cache", "tests/items", "tests/tracing"):
         assert not (project / gone).exists(), gone
     assert sorted(path.name for path in (package / "features").iterdir()) == ["__init__.py"]
     assert not (package / "items").exists()

@@ -326,7 +326,7 @@ def test_without_redis_the_manifests_name_no_redis(default_bin: Path, tmp_path: 
     for objects in rendered.values():
         assert sorted(one(objects, "ConfigMap")["data"]) == sorted(names)
         egress = policy(objects)["spec"]["egress"]
-        assert sorted(port["port"] for rule in egress for port in rule["ports"]) == [53, 53, 5432]
+        assert sorted(port["port"] for rule in egress for port in rule["ports"]) == [53, 53, 4318, 5432]  # 4318: OTLP
         assert [env["name"] for env in container_of(objects)["env"] if "REDIS" in env["name"]] == []
         for obj in objects:
             kubernetes_validate.validate(obj, VERSIONS[-1], strict=True)

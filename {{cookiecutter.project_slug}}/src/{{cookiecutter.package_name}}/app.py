@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from . import __version__, admin, cache, db, errors, features, health, migrations
 from .metrics import Metrics
 from .middleware import BodyLimits, RequestMiddleware
-from .observability import AccessLog, configure_logging
+from .observability import AccessLog, RequestWatcher, configure_logging
 from .resilience import Deadlines, Dependency
 from .schema import SchemaGuard
 from .settings import Settings
@@ -37,12 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     deadlines = Deadlines()
     access = AccessLog()
+    watchers: list[RequestWatcher] = []  # the request middleware's, filled by the parts the lifespan opens
     parts = features.installed()  # before the error handlers: importing a part registers its client's errors
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            yield {"state": await _open(settings, lifecycle, metrics, deadlines, access, stack)}
+            yield {"state": await _open(settings, lifecycle, metrics, deadlines, access, watchers, stack)}
             log.info("shutting down: closing resources")
 
     # FastAPI's own OpenTelemetry hooks look for a provider on every request: off, as the metrics are the
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         timeout_response=errors.timeout_response,
         crash_response=errors.crash_response,
         on_crash=errors.unhandled,
+        watchers=watchers,
     )
     return app
 
@@ -85,6 +87,7 @@ async def _open(
     metrics: Metrics,
     deadlines: Deadlines,
     access: AccessLog,
+    watchers: list[RequestWatcher],
     stack: AsyncExitStack,
 ) -> State:
     budget = settings.server.shutdown_close_seconds
@@ -104,6 +107,8 @@ async def _open(
         settings,
         metrics,
         stack,
+        engine=engine,
+        watchers=watchers,
         guards=[],
         error_hooks=[],
         checks=[

@@ -1,6 +1,8 @@
 """The one ASGI layer in front of the app: probes go straight to the router; every other request gets, in one
 pass, its correlation id, its deadline, the HTTP metrics, an access line, and a problem+json answer when its
-deadline cuts it short (504) or an exception escaped every handler (500).
+deadline cuts it short (504) or an exception escaped every handler (500). An optional part may watch each of
+these requests (``observability.RequestWatcher``): it starts before the app and ends after the access line,
+with the route template the router matched; with no part watching, that costs one test per request.
 
 One pure ASGI layer rather than one per concern: each layer adds a coroutine, a wrapped ``send`` and a header
 scan to every request, and separate layers were most of what the stack cost over a bare app (``make bench`` at
@@ -25,7 +27,7 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import BatchedCounter, BatchedHistogram, Metrics
-from .observability import AccessLog, new_request_id, request_id_var
+from .observability import AccessLog, RequestWatch, RequestWatcher, new_request_id, request_id_var
 from .resilience import Deadlines
 from .resilience.deadline import parse_timeout
 
@@ -81,6 +83,11 @@ class BodyLimits:
         return receive_bounded
 
 
+def _merged(watches: list[RequestWatch]) -> dict[str, str] | None:
+    fields = {key: value for watch in watches for key, value in (watch.log_fields or {}).items()}
+    return fields or None
+
+
 def _too_large(limit: int) -> HTTPException:
     return HTTPException(413, f"The body is over this route's limit of {limit} bytes.", headers={"Connection": "close"})
 
@@ -101,6 +108,7 @@ class RequestMiddleware:
         timeout_response: ASGIApp,
         crash_response: ASGIApp,
         on_crash: Callable[[BaseException, Scope], None],
+        watchers: list[RequestWatcher],
     ) -> None:
         self.app = app
         self.router = router
@@ -114,6 +122,7 @@ class RequestMiddleware:
         self.timeout_response = timeout_response
         self.crash_response = crash_response
         self.on_crash = on_crash
+        self.watchers = watchers  # filled by the optional parts as the lifespan opens them
         self._series: dict[tuple[str, str, int], tuple[BatchedCounter, BatchedHistogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -145,6 +154,13 @@ class RequestMiddleware:
             receive = self.body_limits.bounded(scope, receive, declared)
         request_id = new_request_id(caller_id)
         id_token = request_id_var.set(request_id)
+        metered = path not in self.unmetered
+        watches: list[RequestWatch] = []
+        if self.watchers and metered:
+            for watcher in self.watchers:
+                watch = watcher(scope)
+                if watch is not None:
+                    watches.append(watch)
         id_header = (b"x-request-id", request_id.encode())
         status = 500
         response_started = False
@@ -176,15 +192,18 @@ class RequestMiddleware:
         finally:
             self.deadlines.leave(task, deadline_token)
             elapsed = time.monotonic() - started
-            if path not in self.unmetered:
-                route = getattr(scope.get("route"), "path", None)
+            route = getattr(scope.get("route"), "path", None)
+            if metered:
                 self._record(route or "none", scope["method"], status, elapsed)
                 if self.access.enabled:
-                    self.access.write(scope, route, status, elapsed, request_id)
+                    fields = None if not watches else watches[0].log_fields if len(watches) == 1 else _merged(watches)
+                    self.access.write(scope, route, status, elapsed, request_id, fields)
             if elapsed > 0.8 * budget:
                 log.warning(
                     "request used most of its deadline", extra={"used_s": round(elapsed, 3), "deadline_s": budget}
                 )
+            for watch in reversed(watches):  # the last to start ends first
+                watch.end(route, status)
             request_id_var.reset(id_token)
 
     def _record(self, handler: str, method: str, status: int, elapsed: float) -> None:

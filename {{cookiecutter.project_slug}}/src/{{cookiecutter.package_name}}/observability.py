@@ -1,4 +1,5 @@
-"""JSON logs with a per-request correlation id, and the access log.
+"""JSON logs with a per-request correlation id, the access log, and the seam through which an optional part
+watches each request.
 
 The request id lives in a ContextVar set by the request middleware (``middleware.py``), so every log line of a
 request carries it without passing it around.
@@ -15,8 +16,9 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.types import Scope
@@ -29,6 +31,21 @@ _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "as
 
 _ACCESS_LOGGER = "{{ cookiecutter.package_name }}.access"
 access_log = logging.getLogger(_ACCESS_LOGGER)
+
+
+class RequestWatch(Protocol):
+    """What an optional part keeps for one request from its start to its end."""
+
+    # Fields the request's access line carries besides the request id (None: none).
+    log_fields: Mapping[str, str] | None
+
+    def end(self, route: str | None, status: int) -> None:
+        """The request is answered (``route`` is the template the router matched) and its access line written."""
+
+
+# Called by the request middleware as each request starts (not probes, not /metrics), in the request's task and
+# context: what it sets in a ContextVar, the app's code and log lines see. None: nothing to watch in this one.
+RequestWatcher = Callable[[Scope], RequestWatch | None]
 
 
 class JsonFormatter(logging.Formatter):
@@ -128,7 +145,15 @@ class AccessLog:
     def enabled(self) -> bool:
         return access_log.isEnabledFor(logging.INFO)
 
-    def write(self, scope: Scope, route: str | None, status: int, elapsed: float, request_id: str) -> None:
+    def write(
+        self,
+        scope: Scope,
+        route: str | None,
+        status: int,
+        elapsed: float,
+        request_id: str,
+        fields: Mapping[str, str] | None = None,
+    ) -> None:
         millisecond = int(time.time() * 1000)
         if millisecond != self._millisecond:  # formatted once per millisecond, the date once per second
             second = millisecond // 1000
@@ -147,6 +172,8 @@ class AccessLog:
             "status": status,
             "duration_ms": int(elapsed * 100_000 + 0.5) / 100,  # round(x, 2) costs three times as much
         }
+        if fields:
+            entry.update(fields)
         line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
         self._pending.append(line)
         self._size += len(line)

@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.resilience import (
     deadline,
     is_failure,
     is_transient,
+    listen,
 )
 from {{ cookiecutter.package_name }}.settings import DbResilienceSettings
 from tests.fakes import FakeClock
@@ -110,6 +111,26 @@ async def test_retry_stops_when_the_breaker_opens() -> None:
         await dependency.call(operation, idempotent=True)
     assert operation.calls == calls
     assert sample(metrics, "breaker_state", dependency="database") == BreakerState.OPEN
+
+
+async def test_listeners_hear_retries_and_fast_failures() -> None:
+    """A listener hears each retry and each call the open breaker refused, with the dependency's name, until it
+    stops listening."""
+    heard: list[tuple[str, str, dict[str, object]]] = []
+    stop = listen(lambda dependency, event, attributes: heard.append((dependency, event, dict(attributes))))
+    try:
+        dependency, _ = guard(FakeClock())
+        assert await dependency.call(Flaky(1, ConnectionResetError()), idempotent=True) == "ok"
+        dependency.breaker.force_open()
+        with pytest.raises(BreakerOpen):
+            await dependency.call(Flaky(0, ConnectionResetError()), idempotent=True)
+    finally:
+        stop()
+    with pytest.raises(BreakerOpen):
+        await dependency.call(Flaky(0, ConnectionResetError()), idempotent=True)
+    assert [(name, event) for name, event, _ in heard] == [("database", "retry"), ("database", "breaker_open")]
+    assert heard[0][2]["attempt"] == 2
+    assert heard[0][2]["error"] == "ConnectionResetError"
 
 
 def test_budget_holds_retries_to_a_fraction_of_calls() -> None:

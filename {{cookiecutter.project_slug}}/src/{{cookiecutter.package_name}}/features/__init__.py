@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from ..cache import RemoteCache
     from ..errors import ErrorHook
     from ..health import Check
     from ..metrics import Metrics
+    from ..observability import RequestWatcher
     from ..resilience import Dependency
     from ..settings import Group, Settings
 
@@ -33,6 +36,8 @@ class Assembly:
     settings: Settings
     metrics: Metrics
     stack: AsyncExitStack
+    engine: AsyncEngine
+    watchers: list[RequestWatcher]  # the request middleware's: a part appends one to watch every request
     guards: list[Dependency]
     checks: list[Check]
     error_hooks: list[ErrorHook]

@@ -3,7 +3,7 @@
 from .breaker import Breaker, BreakerConfig, BreakerOpen, BreakerState
 from .bulkhead import Bulkhead, BulkheadFull
 from .deadline import DeadlineExceeded, Deadlines
-from .dependency import Dependency
+from .dependency import Dependency, listen
 from .errors import driver_errors, is_failure, is_transient, register_driver_errors
 from .retry import RetryBudget, retrying
 
@@ -21,6 +21,7 @@ __all__ = [
     "driver_errors",
     "is_failure",
     "is_transient",
+    "listen",
     "register_driver_errors",
     "retrying",
 ]

@@ -3,13 +3,20 @@
 The happy path stays cheap (a few microseconds): the first attempt runs outside tenacity, which takes
 over only after a transient failure, and per-call timeouts are the drivers' own (statement_timeout,
 socket timeouts) under the request's single deadline rather than a fresh timer around every call.
+
+A guard's decisions off the happy path (a call refused by the open breaker or the full bulkhead, a retry, a
+retry the budget refused) are told, as they happen and in the caller's context, to whoever ``listen``s: an
+optional part can then note them on the request that met them. Nothing listening costs one test, off the
+happy path only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
+
+from tenacity import RetryCallState
 
 from ..metrics import Metrics
 from ..settings import ResilienceSettings
@@ -20,6 +27,23 @@ from .errors import is_failure, is_transient
 from .retry import RetryBudget, retrying
 
 T = TypeVar("T")
+# (dependency, event, attributes); run on the caller's path, so quick and never raising.
+Listener = Callable[[str, str, Mapping[str, object]], None]
+_listeners: list[Listener] = []
+
+
+def listen(listener: Listener) -> Callable[[], None]:
+    """Tell ``listener`` every guard's events: breaker_open, bulkhead_full, retry, retry_budget_exhausted.
+
+    Returns the function that stops it; the part that listens calls it when the lifespan closes.
+    """
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def _tell(dependency: str, event: str, attributes: Mapping[str, object]) -> None:
+    for listener in _listeners:
+        listener(dependency, event, attributes)
 
 
 class Dependency:
@@ -67,8 +91,10 @@ class Dependency:
         deadline.check()
         try:
             self.breaker.before_call()
-        except BreakerOpen:
+        except BreakerOpen as exc:
             self._rejected.inc()
+            if _listeners:
+                _tell(self.name, "breaker_open", {"retry_after_seconds": round(exc.retry_after, 3)})
             raise
         if not self.bulkhead.try_acquire():
             try:
@@ -76,6 +102,8 @@ class Dependency:
             except BulkheadFull:
                 self.breaker.on_ignored()
                 self._bulkhead_rejections.inc()
+                if _listeners:
+                    _tell(self.name, "bulkhead_full", {"limit": self.cfg.bulkhead_limit})
                 raise
         started = self.clock()
         try:
@@ -106,8 +134,8 @@ class Dependency:
                 initial_seconds=self.cfg.retry_initial_seconds,
                 max_seconds=self.cfg.retry_max_seconds,
                 budget=self.budget,
-                on_exhausted=self._budget_exhausted.inc,
-                on_retry=self._retried.inc,
+                on_exhausted=self._on_budget_exhausted,
+                on_retry=self._on_retry,
                 sleep=self.sleep,
             ):
                 with attempt:
@@ -120,6 +148,25 @@ class Dependency:
                 self._gave_up.inc()
             raise
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+
+    def _on_retry(self, state: RetryCallState) -> None:
+        self._retried.inc()
+        if _listeners:
+            error = state.outcome.exception() if state.outcome is not None else None
+            _tell(
+                self.name,
+                "retry",
+                {
+                    "attempt": state.attempt_number + 1,
+                    "backoff_seconds": round(state.upcoming_sleep, 3),
+                    "error": type(error).__name__,
+                },
+            )
+
+    def _on_budget_exhausted(self) -> None:
+        self._budget_exhausted.inc()
+        if _listeners:
+            _tell(self.name, "retry_budget_exhausted", {})
 
     def _on_transition(self, name: str, old: BreakerState, new: BreakerState) -> None:
         self._metrics.breaker_state.labels(name).set(new)

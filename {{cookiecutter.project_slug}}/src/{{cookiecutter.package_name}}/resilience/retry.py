@@ -70,7 +70,7 @@ def retrying(
     max_seconds: float,
     budget: RetryBudget,
     on_exhausted: Callable[[], None] = lambda: None,
-    on_retry: Callable[[], None] = lambda: None,
+    on_retry: Callable[[RetryCallState], None] = lambda _state: None,
     sleep: Callable[[float], Any] | None = None,
 ) -> AsyncRetrying:
     """Transient errors only, full-jitter exponential backoff, stopping at whichever limit comes first.
@@ -84,7 +84,7 @@ def retrying(
         retry=retry_if_exception(is_transient),
         wait=wait_random_exponential(multiplier=initial_seconds, max=max_seconds),
         stop=stop_after_attempt(attempts) | _stop_before_deadline() | _stop_when_budget_spent(budget, on_exhausted),
-        before_sleep=lambda _state: on_retry(),
+        before_sleep=on_retry,
         reraise=True,
         **options,
     )
