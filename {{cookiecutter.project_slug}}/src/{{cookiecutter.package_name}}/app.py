@@ -46,8 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield {"state": await _open(settings, lifecycle, metrics, deadlines, access, watchers, stack)}
             log.info("shutting down: closing resources")
 
-    # FastAPI's own OpenTelemetry hooks look for a provider on every request: off, as the metrics are the
-    # service's own and nothing here exports traces.
+    # FastAPI's own telemetry hooks look for a global provider on every request: off. The metrics are the
+    # service's own, and an optional part that makes spans makes them with a provider of its own.
     quiet: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
     app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan, telemetry=quiet)
     errors.install(app)
