@@ -115,8 +115,8 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
 # request sampled, then 1% of them as a service under load would be configured. Two pairs per row keep the four
 # rows under three minutes.
 TRACED = [
-    ("noop-traced", "  same, tracing on, 100% (B: off)", "noop", "always_on"),
-    ("noop-traced-1pct", "  same, tracing on, 1% (B: off)", "noop", "parentbased_traceidratio"),
+    ("noop-traced", "  no-op, tracing 100% (B: off)", "noop", "always_on"),
+    ("noop-traced-1pct", "  no-op, tracing 1% (B: off)", "noop", "parentbased_traceidratio"),
     ("read-traced", "  cached read, tracing 100% (B: off)", "read", "always_on"),
     ("read-traced-1pct", "  cached read, tracing 1% (B: off)", "read", "parentbased_traceidratio"),
 ]
