@@ -6,6 +6,8 @@ DEMO_DIR := .bake/demo
 # checkov pins many libraries of its own, so it lives in a venv of its own.
 CHECKOV := .bake/checkov-venv/bin/checkov
 PORT ?= 8000
+# Most of the suite waits on installs, builds and the baked suites' servers: two workers overlap those waits.
+WORKERS ?= 2
 
 .PHONY: venv demo test lock bench clean
 
@@ -30,8 +32,8 @@ demo: $(BIN)/cookiecutter  ## bake the default answers and serve them on 127.0.0
 	$(BIN)/cookiecutter --no-input -o $(DEMO_DIR) .
 	cd $(DEMO_DIR)/* && exec $(MAKE) run PORT=$(PORT)
 
-test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks
-	$(BIN)/python -m pytest
+test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks (WORKERS=0: one process)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
 lock: venv  ## refresh the locks every bake ships, for every answer combination; UPGRADE=1 takes the newest releases
 	$(BIN)/python scripts/lock $(if $(UPGRADE),--upgrade)

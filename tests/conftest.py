@@ -1,7 +1,14 @@
-"""Shared fixtures: bake the template with real cookiecutter and install what a baked project needs."""
+"""Shared fixtures: bake the template with real cookiecutter and install what a baked project needs.
+
+`make test` runs this suite on two pytest-xdist workers. What they share is made once, under a lock: the
+environments under ``.bake/venvs`` and the default bake with its environment. Every test that uses the
+container sandbox runs on one worker (the xdist group "podman"), which starts the Docker API and stops it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -57,6 +64,15 @@ def run_suite(label: str, bin_dir: Path, project: Path, env: dict[str, str], *pa
     assert "skipped" not in summary and "failed" not in summary and "error" not in summary
 
 
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold ``lock``, a file created if missing, against every other process that asks for it."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def locked_venv(project: Path) -> Path:
     """A virtual environment holding exactly ``project``'s dev lock, installed as `make install` does (hashes
     required); returns its bin folder.
@@ -67,11 +83,13 @@ def locked_venv(project: Path) -> Path:
     lock = project / "requirements" / "dev.txt"
     env_dir = TEMPLATE / ".bake" / "venvs" / hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
     bin_dir = env_dir / "bin"
-    if not (env_dir / ".installed").exists():
-        shutil.rmtree(env_dir, ignore_errors=True)
-        venv.create(env_dir, with_pip=True, symlinks=True)
-        run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--require-hashes", "-r", str(lock)], cwd=project)
-        (env_dir / ".installed").touch()
+    with exclusive(env_dir.with_suffix(".lock")):
+        if not (env_dir / ".installed").exists():
+            shutil.rmtree(env_dir, ignore_errors=True)
+            venv.create(env_dir, with_pip=True, symlinks=True)
+            install = ["install", "-q", "--require-hashes", "-r", str(lock)]
+            run([str(bin_dir / "python"), "-m", "pip", *install], cwd=project)
+            (env_dir / ".installed").touch()
     return bin_dir
 
 
@@ -84,16 +102,39 @@ def project_venv(project: Path) -> Path:
     return bin_dir
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "container_env" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("podman"))
+
+
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this run that every xdist worker shares (the session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
 @pytest.fixture(scope="session")
 def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default answers, baked once per test session."""
-    return bake(tmp_path_factory.mktemp("default"))
+    """The default answers, baked once per run, for every worker."""
+    folder = run_folder(tmp_path_factory) / "default"
+    with exclusive(folder.with_suffix(".lock")):
+        if not (folder / ".baked").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            bake(folder)
+            (folder / ".baked").touch()
+    return next(path for path in folder.iterdir() if path.is_dir())
 
 
 @pytest.fixture(scope="session")
 def default_bin(default_project: Path) -> Path:
-    """The bin folder of a venv where the default project is installed."""
-    return project_venv(default_project)
+    """The bin folder of a venv where the default project is installed (once per run)."""
+    marker = default_project.parent / ".installed"
+    with exclusive(default_project.parent.with_suffix(".venv-lock")):
+        if not marker.exists():
+            project_venv(default_project)
+            marker.touch()
+    return locked_venv(default_project)
 
 
 @pytest.fixture
