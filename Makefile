@@ -38,7 +38,7 @@ test: venv  ## bake, lint, type-check and test the baked services, then the temp
 lock: venv  ## refresh the locks every bake ships, for every answer combination; UPGRADE=1 takes the newest releases
 	$(BIN)/python scripts/lock $(if $(UPGRADE),--upgrade)
 
-bench: venv  ## the baked service against a bare FastAPI app (about 6 min); BENCH_ARGS="--quick", "--profile", "--ref REF"
+bench: venv  ## the baked service against a bare FastAPI app (about 12 min); BENCH_ARGS="--quick", "--profile", "--ref REF"
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install -q matplotlib
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
