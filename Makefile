@@ -7,7 +7,7 @@ DEMO_DIR := .bake/demo
 CHECKOV := .bake/checkov-venv/bin/checkov
 PORT ?= 8000
 # Most of the suite waits on installs, builds and the baked suites' servers: two workers overlap those waits.
-WORKERS ?= 2
+TEST_WORKERS ?= 2
 
 .PHONY: venv demo test lock bench clean
 
@@ -32,8 +32,8 @@ demo: $(BIN)/cookiecutter  ## bake the default answers and serve them on 127.0.0
 	$(BIN)/cookiecutter --no-input -o $(DEMO_DIR) .
 	cd $(DEMO_DIR)/* && exec $(MAKE) run PORT=$(PORT)
 
-test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks (WORKERS=0: one process)
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
+test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks (TEST_WORKERS=0: one process)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lock: venv  ## refresh the locks every bake ships, for every answer combination; UPGRADE=1 takes the newest releases
 	$(BIN)/python scripts/lock $(if $(UPGRADE),--upgrade)

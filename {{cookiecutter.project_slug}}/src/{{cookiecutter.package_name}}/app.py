@@ -51,14 +51,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     quiet: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
     app = FastAPI(title=settings.service.name, version=__version__, lifespan=lifespan, telemetry=quiet)
     errors.install(app)
-    probes = health.build_router(settings.health, lifecycle, __version__)
-    app.include_router(probes)
     for feature in parts:
         for router in feature.routers:
             app.include_router(router)
     if settings.service.admin_token is not None:
         app.include_router(admin.build_router(settings.service.admin_token.get_secret_value()))
     app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
+    # Last: the request middleware sends probes to their router directly, so in the app's route table the probes
+    # are only documented, and every other request would otherwise try their router's routes before its own.
+    probes = health.build_router(settings.health, lifecycle, __version__)
+    app.include_router(probes)
 
     app.add_middleware(
         RequestMiddleware,
