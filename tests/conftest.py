@@ -103,6 +103,7 @@ def project_venv(project: Path) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One worker runs every test that uses the container sandbox: it starts the Docker API and stops it."""
     for item in items:
         if "container_env" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("podman"))
@@ -129,11 +130,11 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def default_bin(default_project: Path) -> Path:
     """The bin folder of a venv where the default project is installed (once per run)."""
-    marker = default_project.parent / ".installed"
-    with exclusive(default_project.parent.with_suffix(".venv-lock")):
-        if not marker.exists():
+    folder = default_project.parent
+    with exclusive(folder.with_suffix(".lock")):
+        if not (folder / ".installed").exists():
             project_venv(default_project)
-            marker.touch()
+            (folder / ".installed").touch()
     return locked_venv(default_project)
 
 
