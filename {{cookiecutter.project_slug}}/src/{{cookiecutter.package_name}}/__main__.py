@@ -1,4 +1,5 @@
-"""Command line: ``python -m {{ cookiecutter.package_name }} serve | check-config | migrate | revision -m MESSAGE``."""
+"""Command line: ``python -m {{ cookiecutter.package_name }} serve | check-config``, and the parts' commands
+(the database's ``migrate`` and ``revision -m MESSAGE``, and any optional part's)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from . import database, features
 from .settings import Settings, SettingsError
 
 
 def _masked(value: Any) -> Any:
+    """``value`` with each ``SecretStr`` (``Settings.secrets()``) masked, inside mappings and lists too."""
     if isinstance(value, SecretStr):
         raw = value.get_secret_value()
         try:
@@ -29,6 +32,8 @@ def _masked(value: Any) -> Any:
             return "**********"
     if isinstance(value, dict):
         return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(item) for item in value]
     return value
 
 
@@ -61,34 +66,35 @@ def serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parts = (database.feature, *features.installed())
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the development server on 127.0.0.1:$PORT")
     commands.add_parser("check-config", help="print the effective settings, secrets masked")
-    commands.add_parser("migrate", help="apply database migrations")
-    revision = commands.add_parser("revision", help="autogenerate a migration from the models")
-    revision.add_argument("-m", "--message", required=True)
+    runners = {}
+    for part in parts:
+        for command in part.commands:
+            arguments = commands.add_parser(command.name, help=command.help)
+            if command.arguments is not None:
+                command.arguments(arguments)
+            runners[command.name] = command.run
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = features.load_settings()
     except SettingsError as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
         return 2
 
-    from . import migrations
     from .observability import configure_logging
 
-    if args.command in ("migrate", "revision"):
-        configure_logging(settings.service.log_level)  # alembic says what it applies, as JSON lines
     if args.command == "check-config":
         print(check_config(settings))
-    elif args.command == "migrate":
-        asyncio.run(migrations.upgrade(settings.db))
-    elif args.command == "revision":
-        asyncio.run(migrations.new_revision(settings.db, args.message))
-    else:
+        return 0
+    if args.command == "serve":
         serve(settings)
-    return 0
+        return 0
+    configure_logging(settings.service.log_level)  # a command's log lines are JSON, as the server's
+    return runners[args.command](settings, args)
 
 
 if __name__ == "__main__":
