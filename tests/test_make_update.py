@@ -154,7 +154,7 @@ def test_update_to_a_later_release_merges_the_owners_changes(
 def test_update_names_the_file_the_owner_and_the_template_both_changed(
     releases: tuple[Path, dict[str, str], str, str], tmp_path: Path
 ) -> None:
-    """When the owner changed a line the template changed too, `make update` exits 1 naming that file alone,
+    """When the owner changed a line the template changed too, `make update` fails naming that file alone,
     with the next step, and stages everything else."""
     project, env = service(releases, tmp_path / "out")
     edit(project / CONFIGMAP, "DB_POOL_SIZE=8\n", "DB_POOL_SIZE=12\n")
@@ -162,14 +162,25 @@ def test_update_names_the_file_the_owner_and_the_template_both_changed(
     own_venv(project)
 
     done = make_update(project, env)
-    assert done.returncode == 1
+    assert done.returncode != 0
     lines = done.stdout.splitlines()
     named = lines[lines.index("conflicts: the service and the template changed the same lines in") + 1 :]
     assert named[0] == f"  {CONFIGMAP}" and named[1].startswith("next: ") and "make update-finish" in named[1]
     assert git(project, env, "diff", "--name-only", "--diff-filter=U") == CONFIGMAP
+    assert git(project, env, "diff", "--name-only") == CONFIGMAP  # all else is staged
     assert (
         "<<<<<<< ours\nDB_POOL_SIZE=12\n=======\nDB_POOL_SIZE=10\n>>>>>>> theirs\n" in (project / CONFIGMAP).read_text()
     )
+
+    # The next step it names: resolve, stage, make update-finish (re-lock, lint, check the locks).
+    edit(
+        project / CONFIGMAP,
+        "<<<<<<< ours\nDB_POOL_SIZE=12\n=======\nDB_POOL_SIZE=10\n>>>>>>> theirs\n",
+        "DB_POOL_SIZE=12\n",
+    )
+    git(project, env, "add", CONFIGMAP)
+    finished = run(["make", "-s", "update-finish"], cwd=project, env=env)
+    assert "the locks match pyproject.toml" in finished.stdout
 
 
 def test_update_without_cruft_json_says_how_to_link(tmp_path: Path) -> None:
