@@ -149,6 +149,10 @@ def test_update_to_a_later_release_merges_the_owners_changes(
     assert (package / "features" / "greetings.py").read_text() == ROUTE
     assert git(project, env, "diff", "--name-only") == ""  # everything the update changed is staged
     assert "requirements/runtime.txt" in git(project, env, "diff", "--cached", "--name-only").splitlines()
+    commit_project(project, env, "update from the template")
+    assert (
+        f"up to date with the template at {later}" in run(["make", "-s", "update-check"], cwd=project, env=env).stdout
+    )
 
 
 def test_update_names_the_file_the_owner_and_the_template_both_changed(
@@ -160,6 +164,10 @@ def test_update_names_the_file_the_owner_and_the_template_both_changed(
     edit(project / CONFIGMAP, "DB_POOL_SIZE=8\n", "DB_POOL_SIZE=12\n")
     commit_project(project, env, "a bigger pool")
     own_venv(project)
+    check = subprocess.run(
+        ["make", "-s", "update-check"], cwd=project, env=env, capture_output=True, text=True, check=False
+    )
+    assert check.returncode != 0 and f"behind: the template is at {releases[3]}" in check.stdout
 
     done = make_update(project, env)
     assert done.returncode != 0

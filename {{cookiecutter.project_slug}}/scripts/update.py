@@ -62,16 +62,24 @@ def latest_release(clone: Path) -> str | None:
     return max(tags, key=lambda tag: version(tag) or ()) if tags else None
 
 
+def attempt(*args: str, cwd: Path = Path()) -> str | None:
+    """What ``git args`` prints, or None when it fails."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def resolve(clone: Path, ref: str) -> str:
+    """The commit of ``ref``: a tag, a commit, or a branch of the template."""
+    for name in (ref, f"origin/{ref}"):
+        if commit := attempt("rev-parse", "--verify", "--quiet", name + "^{commit}", cwd=clone):
+            return commit
+    raise Stop(f"the template has no tag, branch or commit {ref}")
+
+
 def release_of(clone: Path, commit: str) -> tuple[int, ...] | None:
     """The version of the newest release tag that ``commit`` contains."""
-    done = subprocess.run(
-        ["git", "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*", commit],
-        cwd=clone,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return version(done.stdout.strip()) if done.returncode == 0 else None
+    tag = attempt("describe", "--tags", "--abbrev=0", "--match", "v[0-9]*", commit, cwd=clone)
+    return version(tag) if tag else None
 
 
 def changelog(clone: Path, since: str, target: str, is_tag: bool) -> str:
@@ -164,7 +172,7 @@ def finish(make_command: str, relocked: bool) -> None:
 
 def update(ref: str | None, asked: dict[str, Any], make_command: str, check_only: bool) -> int:
     state = cruft_state()
-    if git("rev-parse", "--is-inside-work-tree") != "true":
+    if attempt("rev-parse", "--is-inside-work-tree") != "true":
         raise Stop("make update merges with git: commit the service to a git repository first")
     if git("status", "--porcelain") and not check_only:
         raise Stop("make update needs a clean working tree: commit or stash your changes first (git status)")
@@ -176,7 +184,7 @@ def update(ref: str | None, asked: dict[str, Any], make_command: str, check_only
         if target is None:
             print("the template has no release tag yet: taking its default branch")
             target = git("rev-parse", "HEAD", cwd=clone)
-        commit = git("rev-parse", "--verify", "--quiet", target + "^{commit}", cwd=clone)
+        commit = resolve(clone, target)
         git("checkout", "--quiet", commit, cwd=clone)
         is_tag = version(target) is not None
         if commit == state["commit"] and not asked:
