@@ -17,11 +17,12 @@ from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from . import __version__, admin, cache, db, errors, features, health, migrations
+from . import __version__, admin, cache, db, errors, features, health, migrations, overload
 from .metrics import Metrics
 from .middleware import BodyLimits, RequestMiddleware
 from .observability import AccessLog, RequestWatcher, configure_logging
 from .resilience import Deadlines, Dependency
+from .resilience.admission import GradientLimit
 from .schema import SchemaGuard
 from .settings import Settings
 from .shutdown import Lifecycle, closing, drain_on_sigterm
@@ -39,11 +40,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     access = AccessLog()
     watchers: list[RequestWatcher] = []  # the request middleware's, filled by the parts the lifespan opens
     parts = features.installed()  # before the error handlers: importing a part registers its client's errors
+    admission = overload.limit_from(settings.admission) if settings.admission.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            yield {"state": await _open(settings, lifecycle, metrics, deadlines, access, watchers, stack)}
+            state = await _open(settings, lifecycle, metrics, deadlines, access, watchers, stack, admission)
+            yield {"state": state}
             log.info("shutting down: closing resources")
 
     # FastAPI's own telemetry hooks look for a global provider on every request: off. The metrics are the
@@ -80,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_crash=errors.unhandled,
         watchers=watchers,
     )
+    # Outermost, so that a refusal costs nothing else (overload.py).
+    exempt = health.probe_paths(settings.health) | {"/metrics"}
+    app.add_middleware(overload.AdmissionMiddleware, limit=admission, exempt=exempt)
     return app
 
 
@@ -91,6 +97,7 @@ async def _open(
     access: AccessLog,
     watchers: list[RequestWatcher],
     stack: AsyncExitStack,
+    admission: GradientLimit | None,
 ) -> State:
     budget = settings.server.shutdown_close_seconds
     engine = db.create_engine(settings.db, application_name=settings.service.name)
@@ -122,6 +129,7 @@ async def _open(
             ),
             health.schema_check(schema, critical=settings.health.db_critical),
             health.memory_check(settings.health.memory_warn_ratio, settings.health.memory_fail_ratio),
+            *([overload.check(admission)] if admission is not None else []),
         ],
     )
     for feature in features.installed():
@@ -145,7 +153,11 @@ async def _open(
     )
     tasks = [
         asyncio.create_task(
-            metrics.sample_forever([db.pool_sampler(engine), deadlines.sample_in_flight]), name="metrics-sampler"
+            metrics.sample_forever(
+                [db.pool_sampler(engine), deadlines.sample_in_flight]
+                + ([overload.sampler(admission)] if admission is not None else [])
+            ),
+            name="metrics-sampler",
         ),
         asyncio.create_task(deadlines.watch(), name="request-deadlines"),
         asyncio.create_task(access.flush_forever(), name="access-log"),

@@ -23,7 +23,7 @@ from ..settings import ResilienceSettings
 from . import deadline
 from .breaker import Breaker, BreakerConfig, BreakerOpen, BreakerState
 from .bulkhead import Bulkhead, BulkheadFull
-from .errors import is_failure, is_transient
+from .errors import is_failure, is_local_wait, is_transient
 from .retry import RetryBudget, retrying
 
 T = TypeVar("T")
@@ -111,7 +111,11 @@ class Dependency:
         except BaseException as exc:
             elapsed = self.clock() - started
             if isinstance(exc, Exception) and is_failure(exc):
-                self.breaker.on_failure(elapsed)
+                # The pool's own timeout is this process queueing, not the dependency failing (errors.py).
+                if is_local_wait(exc):
+                    self.breaker.on_ignored()
+                else:
+                    self.breaker.on_failure(elapsed)
                 self._failures.inc()
                 self._latency.observe(elapsed)
             else:

@@ -58,6 +58,12 @@ def is_failure(exc: BaseException) -> bool:
     return getattr(root, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
+def is_local_wait(exc: BaseException) -> bool:
+    """A wait in this process that ran out (the connection pool's queue): the dependency was never asked, so its
+    breaker does not count it. A hung server still opens the breaker, by the calls that hold its connections."""
+    return isinstance(exc, sa_exc.TimeoutError) and not isinstance(exc, sa_exc.DBAPIError)
+
+
 def is_transient(exc: BaseException) -> bool:
     """A failure that a second attempt may cure. Timeouts are not: repeating a slow call adds load."""
     if not is_failure(exc):
