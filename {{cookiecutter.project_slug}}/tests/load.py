@@ -107,4 +107,3 @@ def seed(base: str, count: int) -> None:
     with httpx.Client(base_url=base, timeout=10) as client:
         for i in range(count):
             client.post("/api/v1/items", json={"name": f"item {i}", "description": "load"}).raise_for_status()
-

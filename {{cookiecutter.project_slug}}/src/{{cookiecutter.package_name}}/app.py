@@ -22,7 +22,7 @@ from .metrics import Metrics
 from .middleware import BodyLimits, RequestMiddleware
 from .observability import AccessLog, RequestWatcher, configure_logging
 from .resilience import Deadlines, Dependency
-from .resilience.admission import GradientLimit
+from .resilience.admission import Admission
 from .schema import SchemaGuard
 from .settings import Settings
 from .shutdown import Lifecycle, closing, drain_on_sigterm
@@ -97,7 +97,7 @@ async def _open(
     access: AccessLog,
     watchers: list[RequestWatcher],
     stack: AsyncExitStack,
-    admission: GradientLimit | None,
+    admission: Admission | None,
 ) -> State:
     budget = settings.server.shutdown_close_seconds
     engine = db.create_engine(settings.db, application_name=settings.service.name)

@@ -101,9 +101,12 @@ class Metrics:
         self.admission_in_flight = Gauge(
             "admission_in_flight", "Admitted requests being served.", registry=r, multiprocess_mode="livesum"
         )
+        self.admission_queued = Gauge(
+            "admission_queued", "Requests waiting for a slot under the limit.", registry=r, multiprocess_mode="livesum"
+        )
         self.admission_queue_delay = Gauge(
             "admission_queue_delay_seconds",
-            "Median latency of admitted requests over the minimum RTT: time spent queueing.",
+            "How long the oldest request waiting for a slot has waited.",
             registry=r,
             multiprocess_mode="livemax",
         )

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .health import Check, Result
 from .metrics import Metrics
-from .resilience.admission import GradientLimit, LimitConfig
+from .resilience.admission import Admission, GradientLimit, LimitConfig
 from .settings import AdmissionSettings
 
 RETRY_AFTER_SECONDS = 1
@@ -47,19 +47,21 @@ _START = {
 _END = {"type": "http.response.body", "body": _BODY}
 
 
-def limit_from(cfg: AdmissionSettings) -> GradientLimit:
-    return GradientLimit(
-        LimitConfig(
-            initial_limit=cfg.initial_limit,
-            min_limit=cfg.min_limit,
-            max_limit=cfg.max_limit,
-            queue_delay=cfg.queue_delay_seconds,
+def limit_from(cfg: AdmissionSettings) -> Admission:
+    return Admission(
+        GradientLimit(
+            LimitConfig(
+                initial_limit=cfg.initial_limit,
+                min_limit=cfg.min_limit,
+                max_limit=cfg.max_limit,
+                queue_delay=cfg.queue_delay_seconds,
+            )
         )
     )
 
 
 class AdmissionMiddleware:
-    def __init__(self, app: ASGIApp, *, limit: GradientLimit | None, exempt: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, *, limit: Admission | None, exempt: frozenset[str]) -> None:
         self.app = app
         self.limit = limit
         self.exempt = exempt
@@ -69,7 +71,7 @@ class AdmissionMiddleware:
         if limit is None or scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        if not limit.try_acquire():
+        if not limit.limit.try_acquire() and not await limit.wait():
             await send(_START)  # uvicorn copies what it sends: the shared messages stay as they are
             await send(_END)
             return
@@ -80,15 +82,17 @@ class AdmissionMiddleware:
             limit.release(admitted_at)
 
 
-def sampler(limit: GradientLimit) -> Callable[[Metrics], None]:
+def sampler(admission: Admission) -> Callable[[Metrics], None]:
     """Publish the limit's state, for the metrics sampler; the refusals as a counter's increase."""
     published = 0
+    limit = admission.limit
 
     def sample(metrics: Metrics) -> None:
         nonlocal published
         metrics.admission_limit.set(limit.current)
         metrics.admission_in_flight.set(limit.in_flight)
-        metrics.admission_queue_delay.set(limit.queue_delay)
+        metrics.admission_queue_delay.set(admission.oldest_wait())
+        metrics.admission_queued.set(admission.queued)
         metrics.admission_min_rtt.set(limit.min_rtt or 0.0)
         if limit.refused > published:
             metrics.admission_refusals.inc(limit.refused - published)
@@ -97,8 +101,9 @@ def sampler(limit: GradientLimit) -> Callable[[Metrics], None]:
     return sample
 
 
-def check(limit: GradientLimit, *, recent_seconds: float = 10.0) -> Check:
+def check(admission: Admission, *, recent_seconds: float = 10.0) -> Check:
     """Warns (never fails) while requests are refused: the service is at capacity and should scale out."""
+    limit = admission.limit
     last = [limit.refused, -recent_seconds]  # refusals seen, when the last new ones were seen
 
     async def run() -> Result:

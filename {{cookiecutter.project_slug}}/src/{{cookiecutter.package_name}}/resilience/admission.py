@@ -5,14 +5,17 @@ The gradient controller of Envoy's adaptive concurrency filter (envoyproxy.io, "
 median latency of the requests that finished in it (the sample RTT) is compared with the latency of a nearly
 idle process (the minimum RTT):
 
-    gradient  = clamp((min_rtt * (1 + buffer) + queue_delay) / sample_rtt, 0.5, 2.0)
+    gradient  = clamp(min_rtt * (1 + buffer) / sample_rtt, 0.5, 2.0)
     new_limit = gradient * limit + sqrt(gradient * limit)          (the square root is headroom)
 
 so the limit shrinks while requests queue (in the event loop, the pool, the database) and grows back while they
-don't. One change to Envoy's formula: the ``queue_delay`` term, an absolute allowance. One event loop serves its
-admitted requests in turn, so their latency grows with their number even at the best limit, and what matters to
-a client is that delay against its timeout: with Envoy's relative buffer alone, 64 clients in a closed loop on a
-route of 2 ms would be refused most of the time although each is answered within 150 ms.
+don't: it settles near the fewest requests in flight that keep the worker busy, so that each is served fast.
+
+What arrives over the limit waits for a slot in a FIFO queue (``Admission``), bounded by its sojourn time rather
+than its length, as in CoDel for servers (Facebook, "Fail at Scale", 2015): a request that finds the oldest
+waiter has already waited ``queue_delay`` is refused at once, since it would wait at least as long. So a short
+burst, or a closed loop of a few dozen clients, queues for a few milliseconds and is served; a standing overload
+is refused at the door, cheaply, and no admitted request waits much longer than ``queue_delay``.
 
 The minimum RTT is measured as Envoy does, by pinning the limit to ``min_concurrency`` until ``min_rtt_requests``
 requests have finished: at start, and when the limit has sat on its floor for a whole window, the sign that the
@@ -28,8 +31,10 @@ and nothing here knows about HTTP: ``try_acquire`` and ``release`` are all a cal
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,7 +46,7 @@ class LimitConfig:
     initial_limit: int = 50
     min_limit: int = 3
     max_limit: int = 1000
-    queue_delay: float = 0.1  # seconds of queueing allowed over the minimum RTT
+    queue_delay: float = 0.1  # the longest wait for a slot: Admission refuses at the door past it
     window_seconds: float = 0.1
     buffer: float = 0.25  # latency this far over the minimum RTT is not queueing (Envoy's default)
     min_concurrency: int = 3  # the limit while the minimum RTT is measured
@@ -52,7 +57,7 @@ class GradientLimit:
     def __init__(self, cfg: LimitConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.clock = clock
-        self.limit = float(cfg.initial_limit)
+        self.limit = float(min(max(cfg.initial_limit, cfg.min_limit), cfg.max_limit))
         self.in_flight = 0
         self.refused = 0  # ever: readers take differences
         self.min_rtt: float | None = None
@@ -76,9 +81,8 @@ class GradientLimit:
         return max(0.0, self.sample_rtt - self.min_rtt)
 
     def try_acquire(self) -> bool:
-        """Admit one request (then ``release`` it with the time it was admitted) or refuse it at once."""
+        """Admit one request (then ``release`` it with the time it was admitted) if the limit allows it now."""
         if self.in_flight >= self.current:
-            self.refused += 1
             return False
         self.in_flight += 1
         if self.in_flight > self._peak:
@@ -113,7 +117,7 @@ class GradientLimit:
         sample = self.sample_rtt = _median(self._samples)
         if self._peak <= cfg.min_concurrency:  # nearly idle all window long: a minimum RTT, measured for free
             self.min_rtt = sample
-        target = self.min_rtt * (1 + cfg.buffer) + cfg.queue_delay
+        target = self.min_rtt * (1 + cfg.buffer)
         gradient = min(2.0, max(0.5, target / sample)) if sample > 0 else 2.0
         if gradient >= 1.0 and self._peak < self.limit / 2:
             new = self.limit  # app-limited: no evidence that more would be served well
@@ -127,6 +131,49 @@ class GradientLimit:
         self._window_ends = now + cfg.window_seconds
         if floored:
             self._measuring_since = now
+
+
+class Admission:
+    """The limit with a FIFO wait for a slot, bounded by the oldest waiter's age (the sojourn time)."""
+
+    def __init__(self, limit: GradientLimit) -> None:
+        self.limit = limit
+        self.clock = limit.clock
+        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    def oldest_wait(self) -> float:
+        return self.clock() - self._waiters[0][0] if self._waiters else 0.0
+
+    async def wait(self) -> bool:
+        """Wait for a slot (after ``limit.try_acquire()`` said no); False: refused, the queue is already too old."""
+        now = self.clock()
+        if self._waiters and now - self._waiters[0][0] >= self.limit.cfg.queue_delay:
+            self.limit.refused += 1
+            return False
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (now, waiter)
+        self._waiters.append(entry)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(self.clock())  # the slot came as the client left: pass it on
+            else:
+                self._waiters.remove(entry)
+            raise
+        return True
+
+    def release(self, admitted_at: float) -> None:
+        """An admitted request ended: its slot goes to the longest waiting, if the limit still allows."""
+        limit = self.limit
+        limit.release(admitted_at)
+        while self._waiters and limit.try_acquire():
+            _, waiter = self._waiters.popleft()
+            waiter.set_result(None)
 
 
 def _median(values: list[float]) -> float:
