@@ -4,7 +4,6 @@ import asyncio
 import dataclasses
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,9 +99,7 @@ def test_requests_admitted_before_a_measurement_are_not_its_samples() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 400), st.floats(0.0001, 2.0), st.floats(0.0, 0.3)), min_size=1, max_size=60
-    ),
+    st.lists(st.tuples(st.integers(0, 400), st.floats(0.0001, 2.0), st.floats(0.0, 0.3)), min_size=1, max_size=60),
     st.integers(1, 10),
     st.integers(10, 300),
 )
