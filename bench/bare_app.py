@@ -65,6 +65,12 @@ class ItemOut(BaseModel):
     created_at: datetime
 
 
+class ItemPage(BaseModel):
+    items: list[ItemOut]
+    limit: int
+    offset: int
+
+
 def engine_options(cfg: dict[str, Any]) -> dict[str, Any]:
     """``create_async_engine`` arguments equal to the service's for the same settings (its ``db`` group)."""
     return {
@@ -144,6 +150,12 @@ def create() -> FastAPI:
         if row is None:
             return Response(b'{"detail":"not found"}', status_code=404, media_type="application/json")
         return Response(ItemOut.model_validate(dict(row)).model_dump_json().encode(), media_type="application/json")
+
+    @app.get("/api/v1/items")  # the overload row's page, as the service's: the ORM, a response model
+    async def list_items(limit: int = 20, offset: int = 0) -> ItemPage:
+        async with sessions() as session:
+            items = await session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset))
+            return ItemPage(items=[ItemOut.model_validate(item) for item in items], limit=limit, offset=offset)
 
     @app.post("/api/v1/items", status_code=201)
     async def create_item(data: ItemCreate) -> Response:

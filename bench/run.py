@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import hotspots
+import overload
 import phases
 import procs
 import project
@@ -73,6 +74,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="1 pair of 3 s: a smoke test, not a measurement")
     parser.add_argument("--profile", action="store_true", help="also py-spy A's worker on each route")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal fails")
+    parser.add_argument("--overload-only", action="store_true", help="only the overload row (about 3 minutes)")
     parser.add_argument("--ref", help="bench the template as committed at this git ref, not the working tree")
     args = parser.parse_args()
     if args.quick:
@@ -106,17 +108,23 @@ def main() -> int:
             type(bench.postgres).__name__,
             type(bench.redis).__name__,
         )
-        phases.throughput(bench, results)
-        phases.tracing(bench, results)
-        phases.readiness(bench, results)
-        phases.start_to_ready(bench, results)
-        phases.wrapper(bench, results)
+        if not args.overload_only:
+            phases.throughput(bench, results)
+            phases.tracing(bench, results)
+            phases.readiness(bench, results)
+            phases.start_to_ready(bench, results)
+            phases.wrapper(bench, results)
+        overload.overload(bench, results)
     results["setup"]["cpu_busy_after"] = round(procs.cpu_busy(), 3)
     report.write_json(results, OUT / "results.json")
+    if args.overload_only:
+        print(overload.table(results.get("overload", {})))
+        return 0
     report.plot(results, GOALS, OUT / "bench.png")
     print(f"\nmake bench @ {results['commit']} ({results['when']}), 1 worker each, wrk -t1 -c{CONNECTIONS}, "
           f"{args.pairs} pairs of {args.seconds:g} s per side in alternating 2 s runs; A = service, B = bare FastAPI\n")  # fmt: skip
     print(report.table(results, GOALS))
+    print("\n" + overload.table(results.get("overload", {})))
     for key, summary in results.get("profiles", {}).items():
         print(hotspots.format_summary(key, summary))
     before, after = results["setup"]["cpu_busy_before"], results["setup"]["cpu_busy_after"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.telemetry import TelemetryConfig
 
-from . import __version__, admin, cache, database, errors, features, probes
+from . import __version__, admin, cache, database, errors, features, overload, probes
 from .cache import RemoteCache
 from .checks import HealthChecks, memory_check
 from .db import Database, pool_sampler
@@ -46,12 +46,16 @@ def create_app(settings: Settings | None = None, *, extra: Sequence[Feature] = (
     guards = Guards()
     checks = HealthChecks(timeout=settings.health.check_timeout_seconds, ttl=settings.health.cache_ttl_seconds)
     checks.add(memory_check(settings.health.memory_warn_ratio, settings.health.memory_fail_ratio))
+    admission = overload.limit_from(settings.admission) if settings.admission.enabled else None
+    samplers = [] if admission is None else [overload.sampler(admission)]
+    if admission is not None:
+        checks.add(overload.check(admission))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         assembly = Assembly(settings, metrics, lifecycle, checks, guards, hooks)
         async with AsyncExitStack() as stack:
-            yield {"state": await _open(parts, assembly, deadlines, access, stack)}
+            yield {"state": await _open(parts, assembly, deadlines, access, samplers, stack)}
             log.info("shutting down: closing resources")
 
     # FastAPI's own telemetry hooks look for a global provider on every request: off. The metrics are the
@@ -86,11 +90,19 @@ def create_app(settings: Settings | None = None, *, extra: Sequence[Feature] = (
         telemetry=Telemetry(metrics, access, unmetered=frozenset({"/metrics"})),
         hooks=hooks,
     )
+    # Outermost, so that a refusal costs nothing else (overload.py).
+    exempt = probes.probe_paths(settings.health) | {"/metrics"}
+    app.add_middleware(overload.AdmissionMiddleware, limit=admission, exempt=exempt)
     return app
 
 
 async def _open(
-    parts: Sequence[Feature], assembly: Assembly, deadlines: Deadlines, access: AccessLog, stack: AsyncExitStack
+    parts: Sequence[Feature],
+    assembly: Assembly,
+    deadlines: Deadlines,
+    access: AccessLog,
+    samplers: list[Callable[[Metrics], None]],
+    stack: AsyncExitStack,
 ) -> State:
     """Open every part in order (the database first), then the state and the background tasks."""
     for part in parts:
@@ -114,8 +126,9 @@ async def _open(
     def in_flight(metrics: Metrics) -> None:
         metrics.requests_in_progress.set(len(deadlines.in_flight))
 
+    samplers = [pool_sampler(database.engine), in_flight, *samplers]
     tasks = [
-        asyncio.create_task(metrics.sample_forever([pool_sampler(database.engine), in_flight]), name="metrics-sampler"),
+        asyncio.create_task(metrics.sample_forever(samplers), name="metrics-sampler"),
         asyncio.create_task(deadlines.watch(), name="request-deadlines"),
         asyncio.create_task(access.flush_forever(), name="access-log"),
     ]

@@ -61,6 +61,9 @@ class DatabaseErrors:
     def is_transient(self, exc: BaseException) -> bool:
         return self.is_failure(exc) and not isinstance(_root(exc), self.TIMEOUTS)
 
+    def is_local_wait(self, exc: BaseException) -> bool:
+        return isinstance(exc, sa_exc.TimeoutError) and not isinstance(exc, sa_exc.DBAPIError)  # the pool's queue
+
 
 ERRORS = DatabaseErrors()
 

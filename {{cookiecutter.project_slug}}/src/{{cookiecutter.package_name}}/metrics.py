@@ -96,6 +96,28 @@ class Metrics:
         self.event_loop_lag = Gauge(
             "event_loop_lag_seconds", "How late the event loop ran a timer.", registry=r, multiprocess_mode="livemax"
         )
+        # The adaptive concurrency limit (overload.py), sampled: summed over workers, delays the worst worker's.
+        self.admission_limit = Gauge(
+            "admission_limit", "Requests admitted at once: the adaptive limit.", registry=r, multiprocess_mode="livesum"
+        )
+        self.admission_in_flight = Gauge(
+            "admission_in_flight", "Admitted requests being served.", registry=r, multiprocess_mode="livesum"
+        )
+        self.admission_queued = Gauge(
+            "admission_queued", "Requests waiting for a slot under the limit.", registry=r, multiprocess_mode="livesum"
+        )
+        self.admission_queue_delay = Gauge(
+            "admission_queue_delay_seconds",
+            "How long the oldest request waiting for a slot has waited.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.admission_min_rtt = Gauge(
+            "admission_min_rtt_seconds", "Latency of a nearly idle worker.", registry=r, multiprocess_mode="livemax"
+        )
+        self.admission_refusals = Counter(
+            "admission_refusals", "Requests refused 503 over the concurrency limit.", registry=r
+        )
         self._counters: dict[Counter, BatchedCounter] = {}
         self._histograms: dict[Histogram, BatchedHistogram] = {}
 

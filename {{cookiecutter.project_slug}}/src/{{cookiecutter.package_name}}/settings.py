@@ -185,6 +185,17 @@ class ResilienceSettings(Group):
     bulkhead_wait_seconds: Annotated[float, Field(ge=0)] = 0.1
 
 
+class AdmissionSettings(Group):
+    """The adaptive concurrency limit of each worker (overload.py, resilience/admission.py)."""
+
+    model_config = group_config("ADMISSION_")
+    enabled: bool = True
+    initial_limit: PositiveInt = 50
+    min_limit: PositiveInt = 3
+    max_limit: PositiveInt = 1000
+    queue_delay_seconds: Seconds = 0.1
+
+
 class DbResilienceSettings(ResilienceSettings):
     model_config = group_config("DB_")
 
@@ -200,6 +211,7 @@ class Settings(BaseModel):
     cache: CacheSettings
     health: HealthSettings
     db_resilience: DbResilienceSettings
+    admission: AdmissionSettings
     features: dict[str, SerializeAsAny[Group]] = {}  # the groups the service's optional parts declare
 
     def feature(self, kind: type[G]) -> G:

@@ -1,6 +1,6 @@
 """The one error a guard raises for its dependency's failure, and how a guard tells its driver's failures apart.
 
-Each guard is given the ``Classifier`` of its own client (the database's in ``db.py``, Redis's in its part), so
+Each guard is given the ``Classifier`` of its own client (the database's in ``db.py``, a part's in its module), so
 that only a failure of the call it guards answers 503: the same ``OSError`` or ``TimeoutError`` raised by a
 route's own code is a bug, and a 500.
 """
@@ -28,3 +28,8 @@ class Classifier(Protocol):
 
     def is_transient(self, exc: BaseException) -> bool:
         """A failure worth another attempt (a timeout is not: repeating a slow call adds load)."""
+
+    def is_local_wait(self, exc: BaseException) -> bool:
+        """A failure of a wait in this process (its connection pool's queue): the dependency was never asked,
+        so its breaker does not count it; a hung server still opens the breaker by the calls that hold its
+        connections."""

@@ -138,7 +138,10 @@ class Guard:
         except BaseException as exc:
             if isinstance(exc, Exception) and self.classifier.is_failure(exc):
                 elapsed = self.clock() - started
-                self.breaker.on_failure(elapsed)
+                if self.classifier.is_local_wait(exc):  # this process queueing, not the dependency failing
+                    self.breaker.on_ignored()
+                else:
+                    self.breaker.on_failure(elapsed)
                 self.observer.called(elapsed, True)
             else:
                 self.breaker.on_ignored()

@@ -124,6 +124,9 @@ class RedisErrors:
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, redis.exceptions.ConnectionError) and not isinstance(exc, redis.exceptions.TimeoutError)
 
+    def is_local_wait(self, exc: BaseException) -> bool:
+        return False  # the pool's wait is inside the call timeout, which a hung Redis must be able to trip
+
 
 class RedisCache(RemoteCache):
     """The shared cache on Redis, every call under the ``redis`` guard and within the call timeout."""

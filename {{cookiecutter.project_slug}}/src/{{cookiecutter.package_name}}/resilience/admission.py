@@ -1,0 +1,182 @@
+"""An adaptive concurrency limit: how many requests this process serves at once, following measured latency.
+
+The gradient controller of Envoy's adaptive concurrency filter (envoyproxy.io, "Adaptive Concurrency", the
+``gradient_controller``), itself after Netflix's concurrency-limits (Gradient2). Every ``window_seconds`` the
+median latency of the requests that finished in it (the sample RTT) is compared with the latency of a nearly
+idle process (the minimum RTT):
+
+    gradient  = clamp(min_rtt * (1 + buffer) / sample_rtt, 0.5, 2.0)
+    new_limit = gradient * limit + sqrt(gradient * limit)          (the square root is headroom)
+
+so the limit shrinks while requests queue (in the event loop, the pool, the database) and grows back while they
+don't: it settles near the fewest requests in flight that keep the worker busy, so that each is served fast.
+
+What arrives over the limit waits for a slot in a FIFO queue (``Admission``), bounded by its sojourn time rather
+than its length, as in CoDel for servers (Facebook, "Fail at Scale", 2015): a request that finds the oldest
+waiter has already waited ``queue_delay`` is refused at once, since it would wait at least as long. So a short
+burst, or a closed loop of a few dozen clients, queues for a few milliseconds and is served; a standing overload
+is refused at the door, cheaply, and no admitted request waits much longer than ``queue_delay``.
+
+The minimum RTT is measured as Envoy does, by pinning the limit to ``min_concurrency`` until ``min_rtt_requests``
+requests have finished: at start, and when the limit has sat on its floor for a whole window, the sign that the
+baseline itself moved (a dependency that became slower). Envoy also pins it every minute; here a window in which
+no more than ``min_concurrency`` requests were ever in flight measures it for free, and no steady traffic is
+refused for the sake of a measurement. As in Gradient2, the limit does not grow while fewer than half of it are
+in use: light traffic says nothing about capacity.
+
+Written here because no maintained asyncio or ASGI implementation exists (the closest, aioresilience, was a few
+weeks of commits in 2025); the whole algorithm is this module, time comes from ``clock`` so tests never wait,
+and nothing here knows about HTTP: ``try_acquire`` and ``release`` are all a caller needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_MIN_SAMPLES = 5  # a window with fewer is extended: one slow request alone would halve the limit
+
+
+@dataclass(frozen=True, slots=True)
+class LimitConfig:
+    initial_limit: int = 50
+    min_limit: int = 3
+    max_limit: int = 1000
+    queue_delay: float = 0.1  # the longest wait for a slot: Admission refuses at the door past it
+    window_seconds: float = 0.1
+    buffer: float = 0.25  # latency this far over the minimum RTT is not queueing (Envoy's default)
+    min_concurrency: int = 3  # the limit while the minimum RTT is measured
+    min_rtt_requests: int = 25
+
+
+class GradientLimit:
+    def __init__(self, cfg: LimitConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.limit = float(min(max(cfg.initial_limit, cfg.min_limit), cfg.max_limit))
+        self.in_flight = 0
+        self.refused = 0  # ever: readers take differences
+        self.min_rtt: float | None = None
+        self.sample_rtt: float | None = None
+        self._samples: list[float] = []
+        self._peak = 0  # the most in flight during the window
+        now = clock()
+        self._window_ends = now + cfg.window_seconds
+        self._measuring_since: float | None = now  # measuring the minimum RTT from the first request on
+
+    @property
+    def current(self) -> int:
+        """The number of requests admitted at once right now."""
+        return self.cfg.min_concurrency if self._measuring_since is not None else int(self.limit)
+
+    @property
+    def queue_delay(self) -> float:
+        """How much longer than the minimum RTT the last window's median request took."""
+        if self.min_rtt is None or self.sample_rtt is None:
+            return 0.0
+        return max(0.0, self.sample_rtt - self.min_rtt)
+
+    def try_acquire(self) -> bool:
+        """Admit one request (then ``release`` it with the time it was admitted) if the limit allows it now."""
+        if self.in_flight >= self.current:
+            return False
+        self.in_flight += 1
+        if self.in_flight > self._peak:
+            self._peak = self.in_flight
+        return True
+
+    def release(self, admitted_at: float) -> None:
+        """One admitted request ended; ``admitted_at`` is the clock's reading when it was admitted."""
+        self.in_flight -= 1
+        now = self.clock()
+        since = self._measuring_since
+        if since is not None:
+            if admitted_at >= since:  # admitted before the measurement began: it queued behind the old limit
+                self._samples.append(now - admitted_at)
+                if len(self._samples) >= self.cfg.min_rtt_requests:
+                    self._end_measuring(now)
+            return
+        self._samples.append(now - admitted_at)
+        if now >= self._window_ends and len(self._samples) >= _MIN_SAMPLES:
+            self._update(now)
+
+    def _end_measuring(self, now: float) -> None:
+        self.min_rtt = _median(self._samples)
+        self._samples.clear()
+        self._measuring_since = None
+        self._peak = self.in_flight
+        self._window_ends = now + self.cfg.window_seconds
+
+    def _update(self, now: float) -> None:
+        cfg = self.cfg
+        assert self.min_rtt is not None  # noqa: S101 - set when the first measurement ended
+        sample = self.sample_rtt = _median(self._samples)
+        if self._peak <= cfg.min_concurrency:  # nearly idle all window long: a minimum RTT, measured for free
+            self.min_rtt = sample
+        target = self.min_rtt * (1 + cfg.buffer)
+        gradient = min(2.0, max(0.5, target / sample)) if sample > 0 else 2.0
+        if gradient >= 1.0 and self._peak < self.limit / 2:
+            new = self.limit  # app-limited: no evidence that more would be served well
+        else:
+            new = gradient * self.limit
+            new += math.sqrt(new)
+        floored = new <= cfg.min_limit
+        self.limit = min(float(cfg.max_limit), max(float(cfg.min_limit), new))
+        self._samples.clear()
+        self._peak = self.in_flight
+        self._window_ends = now + cfg.window_seconds
+        if floored:
+            self._measuring_since = now
+
+
+class Admission:
+    """The limit with a FIFO wait for a slot, bounded by the oldest waiter's age (the sojourn time)."""
+
+    def __init__(self, limit: GradientLimit) -> None:
+        self.limit = limit
+        self.clock = limit.clock
+        self._waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    def oldest_wait(self) -> float:
+        return self.clock() - self._waiters[0][0] if self._waiters else 0.0
+
+    async def wait(self) -> bool:
+        """Wait for a slot (after ``limit.try_acquire()`` said no); False: refused, the queue is already too old."""
+        now = self.clock()
+        if self._waiters and now - self._waiters[0][0] >= self.limit.cfg.queue_delay:
+            self.limit.refused += 1
+            return False
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (now, waiter)
+        self._waiters.append(entry)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(self.clock())  # the slot came as the client left: pass it on
+            else:
+                self._waiters.remove(entry)
+            raise
+        return True
+
+    def release(self, admitted_at: float) -> None:
+        """An admitted request ended: its slot goes to the longest waiting, if the limit still allows."""
+        limit = self.limit
+        limit.release(admitted_at)
+        while self._waiters and limit.try_acquire():
+            _, waiter = self._waiters.popleft()
+            waiter.set_result(None)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from {{ cookiecutter.package_name }}.resilience.admission import Admission, GradientLimit, LimitConfig
+from tests.fakes import FakeClock
+
+CFG = LimitConfig(initial_limit=20, min_limit=3, max_limit=200, queue_delay=0.05, min_rtt_requests=5)
+
+
+def make(cfg: LimitConfig = CFG) -> tuple[GradientLimit, FakeClock]:
+    clock = FakeClock()
+    return GradientLimit(cfg, clock=clock), clock
+
+
+def serve(limit: GradientLimit, clock: FakeClock, *, concurrency: int, rtt: float, windows: int) -> int:
+    """Keep ``concurrency`` requests offered, each taking ``rtt``; returns how many found no slot."""
+    refused = 0
+    for _ in range(windows):
+        admitted = [clock() for _ in range(concurrency) if limit.try_acquire()]
+        refused += concurrency - len(admitted)
+        clock.advance(rtt)
+        for at in admitted:
+            limit.release(at)
+        clock.advance(max(0.0, limit.cfg.window_seconds - rtt))
+    return refused
+
+
+def measured(limit: GradientLimit, clock: FakeClock, rtt: float = 0.002) -> None:
+    serve(limit, clock, concurrency=limit.cfg.min_concurrency, rtt=rtt, windows=2)
+    assert limit.min_rtt is not None
+
+
+def test_measures_the_minimum_rtt_first_at_min_concurrency() -> None:
+    """Until the first requests have measured the idle latency, only min_concurrency are admitted at once."""
+    limit, clock = make()
+    admitted_at = clock()
+    assert [limit.try_acquire() for _ in range(5)] == [True, True, True, False, False]
+    clock.advance(0.002)
+    for _ in range(3):
+        limit.release(admitted_at)
+    measured(limit, clock)
+    assert limit.min_rtt == pytest.approx(0.002)
+    assert limit.current == 20
+
+
+def test_queueing_over_the_target_shrinks_the_limit() -> None:
+    """Latency far over min RTT + queue delay halves the limit each window, down to its floor at most."""
+    limit, clock = make()
+    measured(limit, clock)
+    serve(limit, clock, concurrency=20, rtt=0.5, windows=1)
+    assert limit.current < 20
+    serve(limit, clock, concurrency=20, rtt=0.5, windows=20)
+    assert limit.current >= CFG.min_limit
+
+
+def test_fast_answers_under_full_use_grow_the_limit() -> None:
+    """Requests answered near the idle latency while the limit is in use let it grow, up to max_limit."""
+    limit, clock = make()
+    measured(limit, clock)
+    serve(limit, clock, concurrency=500, rtt=0.002, windows=30)
+    assert limit.current == CFG.max_limit
+
+
+def test_light_traffic_does_not_grow_the_limit() -> None:
+    """With fewer than half of the limit in use, fast answers say nothing about capacity: the limit stays."""
+    limit, clock = make()
+    measured(limit, clock)
+    serve(limit, clock, concurrency=5, rtt=0.002, windows=30)
+    assert limit.current == 20
+
+
+def test_a_slower_baseline_is_measured_again_once_the_limit_floors() -> None:
+    """When a dependency slows so much that the limit floors, the idle latency is measured again and the limit
+    recovers to the new baseline instead of starving at its floor."""
+    limit, clock = make()
+    measured(limit, clock)
+    serve(limit, clock, concurrency=60, rtt=0.3, windows=10)  # the dependency now takes 300 ms
+    assert limit.min_rtt is not None and limit.min_rtt >= 0.29
+    serve(limit, clock, concurrency=60, rtt=0.3, windows=30)
+    assert limit.current > CFG.min_limit
+
+
+def test_requests_admitted_before_a_measurement_are_not_its_samples() -> None:
+    """A request that queued behind the old limit does not count as a sample of the idle latency."""
+    limit, clock = make()
+    early = clock()
+    assert limit.try_acquire()
+    clock.advance(10)
+    limit.release(early)
+    measured(limit, clock)
+    assert limit.min_rtt == pytest.approx(0.002)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 400), st.floats(0.0001, 2.0), st.floats(0.0, 0.3)), min_size=1, max_size=60),
+    st.integers(1, 10),
+    st.integers(10, 300),
+)
+def test_never_admits_more_than_its_limit_and_stays_in_bounds(
+    steps: list[tuple[int, float, float]], min_limit: int, max_limit: int
+) -> None:
+    """Whatever the traffic, in flight never exceeds the current limit, which stays within its bounds."""
+    cfg = dataclasses.replace(CFG, min_limit=min_limit, max_limit=max(min_limit, max_limit))
+    limit, clock = make(cfg)
+    held: list[float] = []
+    for offered, rtt, pause in steps:
+        for _ in range(offered):
+            if limit.try_acquire():
+                held.append(clock())
+                assert limit.in_flight <= limit.current  # admitted only under the limit of the moment
+        clock.advance(rtt)
+        for at in held[: len(held) // 2 + 1]:
+            limit.release(at)
+        del held[: len(held) // 2 + 1]
+        clock.advance(pause)
+        assert cfg.min_limit <= limit.limit <= cfg.max_limit
+        assert limit.in_flight == len(held) >= 0
+
+
+async def test_over_the_limit_waits_in_order_then_is_refused_at_the_door() -> None:
+    """Over the limit, requests wait for a slot first come first served; once the oldest waiter has waited
+    queue_delay, a new request is refused at once, and a freed slot goes to the longest waiting."""
+    clock = FakeClock()
+    admission = Admission(GradientLimit(CFG, clock=clock))
+    for _ in range(3):  # min_concurrency while the idle latency is measured
+        assert admission.limit.try_acquire()
+    first = asyncio.ensure_future(admission.wait())
+    second = asyncio.ensure_future(admission.wait())
+    await asyncio.sleep(0)
+    assert admission.queued == 2
+    clock.advance(2 * CFG.queue_delay)
+    assert await admission.wait() is False
+    assert admission.limit.refused == 1
+    admission.release(clock())
+    assert await first is True and not second.done()
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert admission.queued == 0 and admission.limit.in_flight == 3
