@@ -6,10 +6,11 @@ client could hold a connection for ever with half a request line, or make the wo
 size; gunicorn's ``limit_request_line``/``limit_request_fields`` apply to its own workers, not to uvicorn's, and
 h11's ``h11_max_incomplete_event_size`` to the slower h11 parser only. So the bounds are enforced here, where the
 bytes arrive, before anything is buffered: this subclass counts the head's bytes as they come (the worker holds
-at most ``max_head_bytes`` plus one read of a head), counts its header fields, and times it from its first byte
-(from the connection's opening on a new connection). Over a limit it answers 431, too slow 408, and closes the
-connection. uvicorn's own ``limit_concurrency`` bounds the connections a worker holds, answering 503 past it. The
-body is bounded by the ASGI layer (``middleware.BodyLimits``), which can answer problem+json.
+at most ``max_head_bytes`` plus one read of a head), counts its header fields, and times it from the read that
+brought its first byte (from the connection's opening on a new connection; a head that comes whole in one read,
+the usual case, costs no timer). Over a limit it answers 431, too slow 408, and closes the connection. uvicorn's
+own ``limit_concurrency`` bounds the connections a worker holds, answering 503 past it. The body is bounded by
+the ASGI layer (``middleware.BodyLimits``), which can answer problem+json.
 
 A pipelining client may send the next head while a response is still being written; responses go out in the
 order of the requests (RFC 9112, section 9.3.2). So the head timer runs only while no response is in progress
@@ -68,7 +69,6 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
             self._head_begun = True
-            self._start_head_timer()
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -84,18 +84,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.logger.warning(msg)
             self.send_400_response(msg)
             return
-        if self._in_head:
+        if self._in_head and self._head_begun:  # a head is still incomplete: count it, time it
             if self._uncounted:  # what the parser has passed on counts too (each is at most what was received)
                 self._head_bytes = max(self._head_bytes, self._head_size())
             if self._head_bytes > self.max_head_bytes:
                 self._refuse(431, "request head over MAX_HEADER_BYTES")
+            else:
+                self._start_head_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._head_begun:
-            return
-        self._head_begun = self._uncounted = True  # the previous request ended in this same read
-        self._start_head_timer()
+        if not self._head_begun:
+            self._head_begun = self._uncounted = True  # the previous request ended in this same read
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(self.headers) >= self.max_header_fields:
@@ -135,7 +135,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_head_timer(self) -> None:
         """Time the head from now, unless it is timed already or the app is still answering a request."""
-        if self._head_timer is None and self._answered():
+        if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):  # _answered, inlined
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     def _head_size(self) -> int:
