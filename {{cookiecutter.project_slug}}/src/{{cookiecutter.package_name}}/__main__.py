@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .settings import Settings, SettingsError
+from .settings import DbSettings, Settings, SettingsError
 
 
 def _masked(value: Any) -> Any:
@@ -34,30 +34,57 @@ def _masked(value: Any) -> Any:
 
 def check_config(settings: Settings) -> str:
     """The effective settings as JSON, secrets masked; the optional parts' groups sit beside the rest."""
+    from .db import effective_pool
+
     effective = settings.model_dump()
     effective |= effective.pop("features")
+    effective["db"] |= effective_pool(settings.db)  # what the engine runs, which SQLite's pool decides
     return orjson.dumps(_masked(effective), option=orjson.OPT_INDENT_2).decode()
 
 
-def serve(settings: Settings) -> None:
+async def migrate(cfg: DbSettings) -> str:
+    """Apply the migrations; one line saying which revisions the database moved between, or that none."""
+    from . import migrations
+    from .db import create_engine
+
+    engine = create_engine(cfg, timeouts=False)
+    try:
+        before = await migrations.applied(engine)
+        await migrations.upgrade(cfg)
+        after = await migrations.applied(engine)
+    finally:
+        await engine.dispose()
+    at = ", ".join(sorted(after)) or "no revision (this code ships no migration yet)"
+    if before == after:
+        return f"migrate: nothing to apply, the database is at {at}"
+    return f"migrate: {', '.join(sorted(before)) or 'an empty database'} -> {at}"
+
+
+def serve(settings: Settings) -> int:
     """The development server: one process, reload off, migrations applied first on the embedded SQLite."""
     import uvicorn
 
     from . import migrations
     from .app import create_app
+    from .ports import unavailable
     from .protocol import bounded_protocol
 
+    host = "127.0.0.1"
+    if problem := unavailable(host, settings.server.port):
+        print(problem, file=sys.stderr)
+        return 1
     if settings.db.is_sqlite:
         asyncio.run(migrations.upgrade(settings.db))
     uvicorn.run(
         create_app(settings),
-        host="127.0.0.1",
+        host=host,
         port=settings.server.port,
         http=bounded_protocol(settings.server),
         limit_concurrency=settings.server.limit_concurrency,
         log_config=None,
         access_log=False,
     )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(check_config(settings))
     elif args.command == "migrate":
-        asyncio.run(migrations.upgrade(settings.db))
+        print(asyncio.run(migrate(settings.db)))
     elif args.command == "revision":
         asyncio.run(migrations.new_revision(settings.db, args.message))
     else:
-        serve(settings)
+        return serve(settings)
     return 0
 
 

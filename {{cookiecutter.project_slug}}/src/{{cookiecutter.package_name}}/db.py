@@ -60,6 +60,17 @@ def create_engine(cfg: DbSettings, *, application_name: str = SERVICE, timeouts:
     return create_async_engine(url, **options)
 
 
+def effective_pool(cfg: DbSettings) -> dict[str, Any]:
+    """The pool ``create_engine`` builds for ``cfg``, in the settings' names: the DB_POOL_* values on PostgreSQL,
+    SQLAlchemy's own on SQLite (5 connections, 10 more on demand), which ignores them. Connects to nothing."""
+    engine = create_engine(cfg)
+    pool = engine.sync_engine.pool
+    engine.sync_engine.dispose()
+    if not isinstance(pool, QueuePool):
+        return {"pool_size": None, "max_overflow": None}
+    return {"pool_size": pool.size(), "max_overflow": pool._max_overflow, "pool_timeout_seconds": pool.timeout()}
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
