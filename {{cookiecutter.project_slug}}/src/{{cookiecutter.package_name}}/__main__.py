@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,7 +76,7 @@ def serve(settings: Settings) -> int:
         return 1
     if settings.db.is_sqlite:
         asyncio.run(migrations.upgrade(settings.db))
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=settings.server.port,
@@ -84,7 +85,13 @@ def serve(settings: Settings) -> int:
         log_config=None,
         access_log=False,
     )
-    return 0
+    server = uvicorn.Server(config)
+    # uvicorn drains on SIGTERM or SIGINT, then raises the signal again for the handler it found before: a no-op
+    # here, so that a clean drain ends with 0, not by the signal (exit 143, and make's "*** Terminated").
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    return 0 if server.started else 3  # 3, as uvicorn: the start failed, and its lines say why
 
 
 def main(argv: list[str] | None = None) -> int:
