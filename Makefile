@@ -40,7 +40,7 @@ $(BIN)/cruft: | $(BIN)/python
 quote = '$(subst ','\'',$(1))'
 
 new: $(BIN)/cruft  ## bake a service with cruft into DIR (default ..): make new NAME="Billing API" [DIR=~/src] [ANSWERS="include_redis=no"]; no NAME: asks every question
-	$(BIN)/python scripts/new $(if $(filter command line,$(origin NAME)),--name $(call quote,$(NAME))) --dir $(call quote,$(DIR)) $(ANSWERS)
+	@$(BIN)/python scripts/new $(if $(filter command line,$(origin NAME)),--name $(call quote,$(NAME))) --dir $(call quote,$(DIR)) $(ANSWERS)
 
 # The demo bakes the working tree (uncommitted edits included) and runs the bake's server as make's own child, so
 # that SIGTERM reaches it straight from this make, which adds no "*** Terminated" line when it exits 0.
