@@ -191,8 +191,9 @@ def test_sources_make_what_cookiecutter_json_makes(tmp_path: Path) -> None:
     """The hook's SOURCES make the slug and the package as cookiecutter.json's defaults do, so the hook can tell
     a made value from a typed one."""
     name = "Ça Déborde: 2 Tickets & More"
-    project = Path(cookiecutter_main(str(TEMPLATE), no_input=True, output_dir=str(tmp_path), extra_context={
-        "project_name": name}))
+    project = Path(
+        cookiecutter_main(str(TEMPLATE), no_input=True, output_dir=str(tmp_path), extra_context={"project_name": name})
+    )
     slug = pre_gen.SOURCES["project_slug"][1](name)
     assert project.name == slug
     assert (project / "src" / pre_gen.SOURCES["package_name"][1](slug)).is_dir()
