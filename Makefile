@@ -54,7 +54,7 @@ demo: $(BIN)/cookiecutter  ## bake the default answers and serve them on 127.0.0
 		rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR) && $(BIN)/cookiecutter --no-input -o $(DEMO_DIR) . >/dev/null && \
 		$(MAKE) -s -C $(DEMO_DIR)/*/ install && echo "$$stamp" > $(DEMO_DIR)/.template; \
 	fi
-	cd $(DEMO_DIR)/*/ && exec .venv/bin/python -m "$$(sed -n 's/^PACKAGE := //p' Makefile)" serve
+	cd $(DEMO_DIR)/*/ && export PORT=$(PORT) && exec .venv/bin/python -m "$$(sed -n 's/^PACKAGE := //p' Makefile)" serve
 
 test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks (TEST_WORKERS=0: one process; CONTAINERS=1: the container path too, as root)
 	@if [ "$(CONTAINERS)" = 1 ]; then scripts/container-sandbox plan; else \
