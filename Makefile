@@ -66,7 +66,7 @@ lock: venv  ## refresh the locks every bake ships, for every answer combination;
 	$(BIN)/python scripts/lock $(if $(UPGRADE),--upgrade)
 
 bench: venv  ## the baked service against a bare FastAPI app (about 12 min); BENCH_ARGS="--quick", "--profile", "--ref REF"
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v wrk >/dev/null || (echo "make bench: installing wrk with apt-get" && apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install -q matplotlib
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

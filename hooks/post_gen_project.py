@@ -78,6 +78,13 @@ def next_steps(project: Path, rendered: Mapping[str, object], invoked_in: str | 
     return "\n".join(["", "Next steps:", *(f"  {step}" for step in steps), ""])
 
 
+def rebaked(project: Path) -> bool:
+    """Whether this is a tool's scratch bake in a fresh temporary folder, where cruft re-bakes for ``check``,
+    ``diff`` and ``update``: nobody will ``cd`` there, so it gets no next steps."""
+    scratch = project.resolve().parent
+    return scratch.parent == Path(tempfile.gettempdir()).resolve() and scratch.name.startswith("tmp")
+
+
 def remove_own_copy(script: str) -> None:
     """Delete this file when it is cookiecutter's rendered copy in the temporary folder (it never removes
     them); the template's own ``hooks/`` file, which tests import, is never touched."""
@@ -94,7 +101,8 @@ def main() -> None:
     answers = {key: str(value) for key, value in rendered.items() if not key.startswith("_")}
     for warning in remove_unselected(answers, Path.cwd()):
         print(f"warning: {warning}", file=sys.stderr)
-    print(next_steps(Path.cwd(), rendered, os.environ.get("PWD")))
+    if not rebaked(Path.cwd()):
+        print(next_steps(Path.cwd(), rendered, os.environ.get("PWD")))
 
 
 if __name__ == "__main__":
