@@ -31,6 +31,8 @@ from cookiecutter.main import cookiecutter
 TEMPLATE = Path(__file__).resolve().parents[1]
 DEFAULTS: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 SANDBOX = TEMPLATE / "scripts" / "container-sandbox"
+# For a make that a test runs as a user would: not a sub-make of the `make test` running the tests.
+MAKE_ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
 
 
 def bake(output_dir: Path, **answers: Any) -> Path:

@@ -7,13 +7,13 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import TEMPLATE, answers, free_port, wait_for
+from conftest import MAKE_ENV, TEMPLATE, answers, free_port, wait_for
 
 
 def demo(folder: Path, port: int) -> subprocess.Popen[str]:
     """`make demo` into ``folder`` on ``port``, once its server answers."""
     command = ["make", "--no-print-directory", "-C", str(TEMPLATE), "demo", f"DEMO_DIR={folder}", f"PORT={port}"]
-    make = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    make = subprocess.Popen(command, env=MAKE_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(
         "the demo's liveness", lambda: make.poll() is None and answers(f"http://127.0.0.1:{port}/health/live"), 300
     )

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import containers_allowed
+from conftest import MAKE_ENV, containers_allowed
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def test_make_test_says_first_what_the_container_path_will_do(variables: list[st
     """Before pytest starts, `make test` prints the sandbox's plan when the path is on, and what it skips when off."""
     dry = subprocess.run(
         ["make", "-n", "-C", str(TEMPLATE), "test", "-o", "venv", *variables],
-        capture_output=True, text=True, timeout=60, check=True,
+        env=MAKE_ENV, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     commands = dry.stdout.split("python -m pytest")[0]
     assert said in commands

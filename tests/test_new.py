@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import MAKE_ENV
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 CRUFT = Path(sys.executable).parent / "cruft"
@@ -15,7 +16,7 @@ CRUFT = Path(sys.executable).parent / "cruft"
 
 def make_new(*variables: str) -> subprocess.CompletedProcess[str]:
     command = ["make", "--no-print-directory", "-C", str(TEMPLATE), "new", *variables]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(command, env=MAKE_ENV, capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_make_new_bakes_with_cruft_into_the_chosen_folder(tmp_path: Path) -> None:

@@ -33,8 +33,10 @@ def free_port() -> int:
 def env(tmp_path: Path) -> dict[str, str]:
     """The embedded defaults on a free port, with a SQLite file and a metrics folder of this test's own."""
     (tmp_path / "metrics").mkdir()
+    # Not a sub-make of a make that runs the tests: the make here is the one a developer types.
+    inherited = {k: v for k, v in os.environ.items() if k not in Settings.variables() and not k.startswith("MAKE")}
     return {
-        **{k: v for k, v in os.environ.items() if k not in Settings.variables() and not k.startswith("PYTEST")},
+        **{k: v for k, v in inherited.items() if not k.startswith("PYTEST")},
         "PORT": str(free_port()),
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "1",
