@@ -53,7 +53,7 @@ COMPONENTS: list[tuple[str, tuple[str, ...]]] = [
     ("asyncpg", ("(asyncpg/",)),
     ("SQLAlchemy", ("(sqlalchemy/",)),
     ("pydantic", ("(pydantic",)),
-    ("service: dependency guard", ("resilience/dependency.py", "resilience/breaker.py", "resilience/bulkhead.py")),
+    ("service: dependency guard", ("resilience/guard.py", "resilience/dependency.py", "resilience/breaker.py", "resilience/bulkhead.py")),
     ("metrics middleware (instrumentator)", ("(prometheus_fastapi_instrumentator/",)),
     ("service: request middleware (id, deadline, metrics)", ("/middleware.py", "resilience/deadline.py")),
     ("service: access log and request id", ("/observability.py",)),

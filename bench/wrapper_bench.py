@@ -44,7 +44,11 @@ async def measure(package: str, n: int, repeats: int) -> dict[str, Any]:
     deadline = importlib.import_module(f"{package}.resilience.deadline")
     metrics = importlib.import_module(f"{package}.metrics").Metrics()
     cfg = importlib.import_module(f"{package}.settings").DbResilienceSettings()
-    guard = resilience.Dependency("database", cfg, metrics, call_timeout_seconds=5.0)
+    if hasattr(resilience, "Guard"):
+        errors = importlib.import_module(f"{package}.db").ERRORS
+        guard = resilience.Guard("database", cfg, errors, metrics.guard("database"), call_timeout_seconds=5.0)
+    else:  # a template commit from before the guards were named so (make bench --ref)
+        guard = resilience.Dependency("database", cfg, metrics, call_timeout_seconds=5.0)
 
     async def guarded() -> None:
         await guard.call(noop, idempotent=True)

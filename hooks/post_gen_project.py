@@ -24,7 +24,7 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
     # Before include_tracing's: the tracing test that needs Redis goes with Redis, then the rest with tracing.
     ("include_redis", "no"): [
         f"{PACKAGE}/features/redis_cache",
-        f"{PACKAGE}/features/tracing/clients/redis_commands.py",
+        f"{PACKAGE}/features/redis_traces.py",
         "tests/redis_cache",
         "tests/tracing/test_redis.py",
     ],
@@ -35,7 +35,7 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
         "tests/items",
     ],
     ("include_error_reports", "no"): [f"{PACKAGE}/features/error_reports.py", "tests/error_reports"],
-    ("include_tracing", "no"): [f"{PACKAGE}/features/tracing", "tests/tracing"],
+    ("include_tracing", "no"): [f"{PACKAGE}/features/tracing", f"{PACKAGE}/features/redis_traces.py", "tests/tracing"],
     ("ci", "none"): [".github"],
 }
 
@@ -43,15 +43,20 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
 def remove_unselected(answers: Mapping[str, str], project: Path) -> list[str]:
     """Remove the paths of every option not chosen; return one warning per path that was not there.
 
-    A missing path is not an error for the user, whose project is fine, but it means ``REMOVALS`` and the
-    template have drifted apart, so it is reported rather than ignored.
+    A path that belongs to two options (a part of both) goes with the first of them. A missing path is not an
+    error for the user, whose project is fine, but it means ``REMOVALS`` and the template have drifted apart, so
+    it is reported rather than ignored.
     """
     warnings = []
+    removed: set[str] = set()
     for (key, value), paths in REMOVALS.items():
         if answers.get(key) != value:
             continue
         for name in (path.format_map(answers) for path in paths):
             target = project / name
+            if name in removed:
+                continue
+            removed.add(name)
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             elif target.exists() or target.is_symlink():

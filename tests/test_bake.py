@@ -44,7 +44,7 @@ def test_ruff_lint_and_format(default_project: Path, default_bin: Path) -> None:
 
 def test_mypy_strict(default_project: Path, default_bin: Path) -> None:
     """The baked project (source and tests) passes mypy --strict as generated."""
-    run([str(default_bin / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests"], cwd=default_project)
+    run([str(default_bin / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests", "scripts"], cwd=default_project)
 
 
 def test_pre_commit_agrees_with_make_lint(default_project: Path, default_bin: Path, tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
     assert leftovers == []
     run([str(bin_dir / "ruff"), "check", "--no-cache", "."], cwd=project)
     run([str(bin_dir / "ruff"), "format", "--check", "--no-cache", "."], cwd=project)
-    run([str(bin_dir / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests"], cwd=project)
+    run([str(bin_dir / "mypy"), "--cache-dir", str(MYPY_CACHE), "src", "tests", "scripts"], cwd=project)
     env = {**tool_env, "PYTHONPATH": str(project / "src"), "TEST_SERVERS": "local", "REQUIRE_SERVICES": "1"}
     run_suite(f"{suite} suite", bin_dir, project, env, *SUITES[suite])
 

@@ -26,12 +26,13 @@ VERSIONS = ["1.30", kubernetes_validate.latest_version()]
 SHUTDOWN_MARGIN_SECONDS = 5
 SETTINGS_SCRIPT = """
 import json, sys
-from {package}.settings import Settings
+from {package}.features import load_settings, settings_groups
+from {package}.settings import Settings, is_secret
 names, secrets = [], []
-for group in Settings.all_groups().values():
+for group in (Settings.core_groups() | settings_groups()).values():
     for field, info in group.model_fields.items():
-        (secrets if "SecretStr" in str(info.annotation) else names).append(group.env_name(field))
-print(json.dumps({{"names": names, "secrets": secrets, "effective": Settings.from_env().model_dump(mode="json")}}))
+        (secrets if is_secret(info.annotation) else names).append(group.env_name(field))
+print(json.dumps({{"names": names, "secrets": secrets, "effective": load_settings().model_dump(mode="json")}}))
 """
 
 Obj = dict[str, Any]

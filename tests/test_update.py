@@ -46,6 +46,11 @@ pytestmark = pytest.mark.skipif(not (TEMPLATE / ".git").exists(), reason="the te
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """An environment isolated from the user's git and cookiecutter configuration, which could change answers."""
+    return isolated_env(tmp_path)
+
+
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of ``env``, its configuration files in ``tmp_path``."""
     gitconfig = tmp_path / "gitconfig"
     gitconfig.write_text(
         "[user]\n\tname = Template Tests\n\temail = tests@example.com\n[init]\n\tdefaultBranch = main\n"

@@ -18,12 +18,13 @@ from typing import Any
 # anything imports it; the master empties it at start so that old workers' files don't linger.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / "{{ cookiecutter.package_name }}-metrics"))
 
+from {{ cookiecutter.package_name }}.features import load_settings
 from {{ cookiecutter.package_name }}.observability import logging_config
 from {{ cookiecutter.package_name }}.ports import unavailable
-from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
+from {{ cookiecutter.package_name }}.settings import SettingsError
 
 try:
-    _settings = Settings.from_env()
+    _settings = load_settings()
 except SettingsError as exc:
     sys.stderr.write(f"invalid configuration:\n{exc}\n")
     sys.exit(2)

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from {{ cookiecutter.package_name }} import migrations
+from {{ cookiecutter.package_name }} import features, migrations
 from {{ cookiecutter.package_name }}.db import Base, create_engine
 from {{ cookiecutter.package_name }}.settings import DbSettings, Settings, SettingsError
 from tests.routes import create_test_app
@@ -34,12 +34,12 @@ def make_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> SettingsFa
 
     def make(**env: str) -> Settings:
         for name in list(os.environ):
-            if name in Settings.variables():
+            if name in features.variables():
                 monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        return Settings.from_env()
+        return features.load_settings()
 
     return make
 

@@ -7,12 +7,16 @@ gunicorn serves it as ``tests.routes:create_test_app()``.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from {{ cookiecutter.package_name }}.app import create_app
-from {{ cookiecutter.package_name }}.db import attempt_session
+from {{ cookiecutter.package_name }}.features import Feature
 from {{ cookiecutter.package_name }}.middleware import BODY_LIMIT
 from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.state import CacheDep, StateDep
@@ -23,13 +27,13 @@ router = APIRouter(prefix="/test")
 @router.get("/query")
 async def read(state: StateDep) -> dict[str, int]:
     """One ``SELECT 1`` through the database's guard, retried as a read is."""
-    return {"value": await state.guards.db.call(_select_one, state, idempotent=True)}
+    return {"value": await state.database.run(_select_one, idempotent=True)}
 
 
 @router.post("/query")
 async def write(state: StateDep) -> dict[str, int]:
     """The same query under a write's policy: never retried."""
-    return {"value": await state.guards.db.call(_select_one, state)}
+    return {"value": await state.database.run(_select_one)}
 
 
 @router.post("/echo")
@@ -50,10 +54,27 @@ async def crash() -> None:
     raise RuntimeError("a bug in a route")
 
 
+@router.get("/bug/{kind}")
+async def bug(kind: str) -> None:
+    """A route's own code failing with the errors a driver also raises: each a bug, never a dependency's 503."""
+    if kind == "missing-file":
+        Path("/nonexistent/config.toml").read_text()  # noqa: ASYNC240 - the bug being shown
+    elif kind == "own-timeout":
+        async with asyncio.timeout(0.001):
+            await asyncio.sleep(1)
+    elif kind == "unguarded-client":
+        await asyncio.open_connection("127.0.0.1", 1)  # nothing listens on port 1: ConnectionRefusedError
+    raise HTTPException(404, f"No bug named {kind!r}.")
+
+
 @router.get("/sleep")
 async def sleep(seconds: float, state: StateDep) -> dict[str, str]:
     """Hold a connection for ``seconds`` (pg_sleep), through the guard."""
-    await state.guards.db.call(_sleep, state, seconds)
+
+    async def sleep(session: AsyncSession) -> None:
+        await session.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+
+    await state.database.run(sleep)
     return {"status": "slept"}
 
 
@@ -70,7 +91,7 @@ async def cached_read(key: str, state: StateDep, cache: CacheDep) -> Response:
     """A read through the cache, as a real route's: a miss asks the database and fills the cache."""
 
     async def load() -> bytes:
-        return str(await state.guards.db.call(_select_one, state, idempotent=True)).encode()
+        return str(await state.database.run(_select_one, idempotent=True)).encode()
 
     return Response(await cache.get_or_load(key, load), media_type="application/octet-stream")
 
@@ -80,17 +101,10 @@ async def cache_set(key: str, request: Request, cache: CacheDep) -> None:
     await cache.set(key, await request.body())
 
 
-async def _select_one(state: StateDep) -> int:
-    async with attempt_session(state.sessions) as session:
-        return int((await session.execute(text("SELECT 1"))).scalar_one())
+async def _select_one(session: AsyncSession) -> int:
+    return int((await session.execute(text("SELECT 1"))).scalar_one())
 
 
-async def _sleep(state: StateDep, seconds: float) -> None:
-    async with attempt_session(state.sessions) as session:
-        await session.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
-
-
-def create_test_app(settings: Settings | None = None) -> FastAPI:
-    app = create_app(settings)
-    app.include_router(router)
-    return app
+def create_test_app(settings: Settings | None = None, *extra: Feature) -> FastAPI:
+    """The service with these routes plugged in as a part, and any ``extra`` parts after them."""
+    return create_app(settings, extra=(Feature("test-routes", routers=[router]), *extra))

@@ -33,7 +33,6 @@ import os
 import shutil
 import subprocess
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -103,13 +102,8 @@ def docker_available() -> bool:
     return answered
 
 
-@dataclass(frozen=True)
-class LocalBinaries:
-    postgres_bindir: Path | None
-
-
 @functools.cache
-def local_binaries() -> LocalBinaries:
+def local_postgres_bindir() -> Path | None:
     """Find a PostgreSQL bindir (PATH, pg_config --bindir, /usr/lib/postgresql/*/bin newest first)."""
     candidates: list[Path] = []
     if initdb := shutil.which("initdb"):
@@ -122,16 +116,16 @@ def local_binaries() -> LocalBinaries:
     bindir = next((d for d in candidates if (d / "initdb").exists() and (d / "postgres").exists()), None)
     if bindir is not None and os.geteuid() == 0 and postgres_ids() is None:
         bindir = None  # PostgreSQL refuses to run as root, and there is no `postgres` user to run it as
-    return LocalBinaries(bindir)
+    return bindir
 
 
 def postgres_server() -> ServerHandle:
-    backend = choose("PostgreSQL (initdb, postgres)", local_binaries().postgres_bindir is not None)
+    backend = choose("PostgreSQL (initdb, postgres)", local_postgres_bindir() is not None)
     if backend == "containers":
         from tests.servers_docker import ContainerPostgres
 
         return ContainerPostgres()
-    bindir = local_binaries().postgres_bindir
+    bindir = local_postgres_bindir()
     assert bindir is not None  # narrowed by _choose
     return LocalPostgres(bindir)
 

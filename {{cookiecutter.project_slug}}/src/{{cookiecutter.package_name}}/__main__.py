@@ -1,4 +1,5 @@
-"""Command line: ``python -m {{ cookiecutter.package_name }} serve | check-config | migrate | revision -m MESSAGE``."""
+"""Command line: ``python -m {{ cookiecutter.package_name }} serve | check-config``, and the parts' commands
+(the database's ``migrate`` and ``revision -m MESSAGE``, and any optional part's)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .settings import DbSettings, Settings, SettingsError
+from . import database, features
+from .settings import Settings, SettingsError
 
 
 def _masked(value: Any) -> Any:
+    """``value`` with each ``SecretStr`` (``Settings.secrets()``) masked, inside mappings and lists too."""
     if isinstance(value, SecretStr):
         raw = value.get_secret_value()
         try:
@@ -30,6 +33,8 @@ def _masked(value: Any) -> Any:
             return "**********"
     if isinstance(value, dict):
         return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(item) for item in value]
     return value
 
 
@@ -41,24 +46,6 @@ def check_config(settings: Settings) -> str:
     effective |= effective.pop("features")
     effective["db"] |= effective_pool(settings.db)  # what the engine runs, which SQLite's pool decides
     return orjson.dumps(_masked(effective), option=orjson.OPT_INDENT_2).decode()
-
-
-async def migrate(cfg: DbSettings) -> str:
-    """Apply the migrations; one line saying which revisions the database moved between, or that none."""
-    from . import migrations
-    from .db import create_engine
-
-    engine = create_engine(cfg, timeouts=False)
-    try:
-        before = await migrations.applied(engine)
-        await migrations.upgrade(cfg)
-        after = await migrations.applied(engine)
-    finally:
-        await engine.dispose()
-    at = ", ".join(sorted(after)) or "no revision (this code ships no migration yet)"
-    if before == after:
-        return f"migrate: nothing to apply, the database is at {at}"
-    return f"migrate: {', '.join(sorted(before)) or 'an empty database'} -> {at}"
 
 
 def serve(settings: Settings) -> int:
@@ -95,34 +82,34 @@ def serve(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parts = (database.feature, *features.installed())
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the development server on 127.0.0.1:$PORT")
     commands.add_parser("check-config", help="print the effective settings, secrets masked")
-    commands.add_parser("migrate", help="apply database migrations")
-    revision = commands.add_parser("revision", help="autogenerate a migration from the models")
-    revision.add_argument("-m", "--message", required=True)
+    runners = {}
+    for part in parts:
+        for command in part.commands:
+            arguments = commands.add_parser(command.name, help=command.help)
+            if command.arguments is not None:
+                command.arguments(arguments)
+            runners[command.name] = command.run
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = features.load_settings()
     except SettingsError as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
         return 2
 
-    from . import migrations
     from .observability import configure_logging
 
-    if args.command in ("migrate", "revision"):
-        configure_logging(settings.service.log_level)  # alembic says what it applies, as JSON lines
     if args.command == "check-config":
         print(check_config(settings))
-    elif args.command == "migrate":
-        print(asyncio.run(migrate(settings.db)))
-    elif args.command == "revision":
-        asyncio.run(migrations.new_revision(settings.db, args.message))
-    else:
+        return 0
+    if args.command == "serve":
         return serve(settings)
-    return 0
+    configure_logging(settings.service.log_level)  # a command's log lines are JSON, as the server's
+    return runners[args.command](settings, args)
 
 
 if __name__ == "__main__":

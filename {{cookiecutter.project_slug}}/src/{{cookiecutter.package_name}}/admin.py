@@ -5,13 +5,13 @@ Served only when ``ADMIN_TOKEN`` is set, and only with ``Authorization: Bearer <
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import Literal
 
 from fastapi import APIRouter, Header, HTTPException, status
 from pydantic import BaseModel
 
+from .auth import bearer_matches
 from .errors import PROBLEM_RESPONSES
 from .state import StateDep
 
@@ -26,8 +26,7 @@ def build_router(token: str) -> APIRouter:
     router = APIRouter(prefix="/admin", tags=["admin"], responses=PROBLEM_RESPONSES)
 
     def authorise(authorization: str | None) -> None:
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+        if not bearer_matches(authorization, token.encode()):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "A valid bearer token is required.")
 
     @router.get("/breakers", responses={401: {"description": "Missing or wrong token"}})
@@ -40,10 +39,11 @@ def build_router(token: str) -> APIRouter:
         name: str, command: BreakerCommand, state: StateDep, authorization: str | None = Header(None)
     ) -> dict[str, object]:
         authorise(authorization)
-        guards = {guard.name: guard for guard in state.guards}
-        if name not in guards:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No breaker named {name!r}; known: {sorted(guards)}.")
-        breaker = guards[name].breaker
+        guard = state.guards.get(name)
+        if guard is None:
+            known = sorted(guard.name for guard in state.guards)
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No breaker named {name!r}; known: {known}.")
+        breaker = guard.breaker
         getattr(breaker, command.action)()
         log.warning("breaker changed by an operator", extra={"breaker": name, "action": command.action})
         return breaker.snapshot()

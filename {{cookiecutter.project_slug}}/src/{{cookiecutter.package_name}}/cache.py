@@ -12,7 +12,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from .metrics import Metrics
 from .settings import CacheSettings
@@ -24,16 +23,20 @@ class CacheUnavailable(Exception):
     """The shared cache could not answer; the facade falls back to the in-process cache."""
 
 
-class RemoteCache(Protocol):
-    """A cache shared by every worker; each method raises ``CacheUnavailable`` when it cannot answer."""
+class RemoteCache:
+    """A cache shared by every worker, which an optional part provides (``Assembly.provide(RemoteCache, ...)``);
+    each method raises ``CacheUnavailable`` when it cannot answer."""
 
-    name: str
+    name = "remote"
 
-    async def get(self, key: str) -> bytes | None: ...
+    async def get(self, key: str) -> bytes | None:
+        raise NotImplementedError
 
-    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        raise NotImplementedError
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        raise NotImplementedError
 
 
 class LocalCache:

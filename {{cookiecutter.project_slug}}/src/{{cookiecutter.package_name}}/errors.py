@@ -1,40 +1,35 @@
-"""RFC 9457 problem+json for every error, and 503/504 for the infrastructure's failures.
+"""RFC 9457 problem+json for every error, and 503/504 for a guard's own failures only.
 
-A 500 never shows an exception's text; a refused call (open breaker, full bulkhead, exhausted pool)
-answers 503 with ``Retry-After`` so that clients and load balancers back off instead of piling on.
-Each exception answered 500 is logged and handed to the error hooks the lifespan collected (``unhandled``), so
-that an optional part can report it; a 4xx, or a 503/504 the service answers on purpose, never reaches them.
+A guard's refusal (open breaker, full bulkhead) or its dependency's failure (``DependencyUnavailable``, raised by
+the guard from its own driver's error: connection lost, timed out, pool exhausted, migrations pending) answers 503
+with ``Retry-After`` so that clients and load balancers back off instead of piling on; a passed deadline 504.
+Anything else a route raises, an ``OSError`` or a ``TimeoutError`` of its own code included, is a bug: the request
+middleware answers it 500, never with the exception's text, logs its traceback and hands it to the error hooks
+(``observability.RequestHooks``), so that an optional part can report it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
-from .resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, driver_errors, is_failure
-from .schema import missing_object
-
-if TYPE_CHECKING:
-    from .state import State
+from .resilience import BreakerOpen, BulkheadFull, DeadlineExceeded, DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-# Called with each exception the service answers 500 for and the request's ASGI scope.
-ErrorHook = Callable[[BaseException, Scope], None]
 
 
 class Problem(BaseModel):
@@ -115,26 +110,10 @@ async def _deadline(request: Request, exc: Exception) -> Response:
     return problem(504, "The request's deadline passed.", instance=request.url.path)
 
 
-async def _infrastructure(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, sa_exc.TimeoutError):
-        request.state.state.metrics.pool_timeouts.inc()
-        log.warning("database pool exhausted", extra={"path": request.url.path})
-        return problem(503, "The database is busy.", instance=request.url.path, headers=_retry_after(1))
-    if is_failure(exc):
-        log.warning("dependency failure", extra={"path": request.url.path, "error": type(exc).__name__})
-        return problem(503, "A dependency is unavailable.", instance=request.url.path, headers=_retry_after(1))
-    if missing_object(exc) and await _migrations_pending(request):
-        return problem(503, "Database migrations pending.", instance=request.url.path, headers=_retry_after(5))
-    unhandled(exc, request.scope)
-    return problem(500, instance=request.url.path)
-
-
-async def _migrations_pending(request: Request) -> bool:
-    """Whether a missing table is the database lagging behind the code (503), or the code's own bug (500)."""
-    try:
-        return await request.state.state.schema.pending() is not None
-    except Exception:  # the database went away meanwhile: the missing table is still most likely the schema's
-        return True
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DependencyUnavailable)  # noqa: S101
+    log.warning("dependency unavailable", extra={"dependency": exc.name, "error": type(exc.__cause__).__name__})
+    return problem(503, exc.detail, instance=request.url.path, headers=_retry_after(exc.retry_after))
 
 
 def install(app: FastAPI) -> None:
@@ -143,19 +122,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BreakerOpen, _refused)
     app.add_exception_handler(BulkheadFull, _refused)
     app.add_exception_handler(DeadlineExceeded, _deadline)
-    for error in (sa_exc.DBAPIError, sa_exc.TimeoutError, *driver_errors()):
-        app.add_exception_handler(error, _infrastructure)
-
-
-def unhandled(exc: BaseException, scope: Scope) -> None:
-    """Log an exception the service answers 500 for, then tell each error hook of it."""
-    log.error("unhandled error", exc_info=exc, extra={"path": scope["path"]})
-    state: State | None = scope.get("state", {}).get("state")
-    for hook in state.error_hooks if state is not None else ():
-        try:
-            hook(exc, scope)
-        except Exception as failure:  # a hook that fails must not change the answer
-            log.warning("an error hook failed", extra={"error": repr(failure)})
+    app.add_exception_handler(DependencyUnavailable, _unavailable)
 
 
 async def crash_response(scope: Scope, receive: Receive, send: Send) -> None:

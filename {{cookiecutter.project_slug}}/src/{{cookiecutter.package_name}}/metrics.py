@@ -25,6 +25,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .resilience import BreakerState
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -113,6 +115,10 @@ class Metrics:
             batch = self._histograms[child] = BatchedHistogram(child)
         return batch
 
+    def guard(self, name: str) -> GuardMetrics:
+        """The observer of the guard of dependency ``name``: its calls, refusals, retries and breaker."""
+        return GuardMetrics(self, name)
+
     def publish(self) -> None:
         """Hand every batched count and observation to prometheus_client."""
         for counter in self._counters.values():
@@ -197,3 +203,36 @@ class BatchedHistogram:
             if count:
                 bucket.inc(count)
         self._sum.inc(total)
+
+
+class GuardMetrics:
+    """A guard's observer (``resilience.GuardObserver``): its series, looked up once."""
+
+    def __init__(self, metrics: Metrics, name: str) -> None:
+        self._latency = metrics.batched_histogram(metrics.dependency_latency, name)
+        self._failures = metrics.dependency_calls.labels(name, "failure")
+        self._refusals = {
+            "rejected": metrics.dependency_calls.labels(name, "rejected"),
+            "bulkhead_full": metrics.bulkhead_rejections.labels(name),
+        }
+        outcomes = ("attempted", "budget_exhausted", "gave_up")
+        self._retries = {outcome: metrics.retries.labels(name, outcome) for outcome in outcomes}
+        self._state = metrics.breaker_state.labels(name)
+        self._transitions = metrics.breaker_transitions
+        self._name = name
+
+    def called(self, elapsed: float, failed: bool) -> None:
+        self._latency.observe(elapsed)
+        if failed:
+            self._failures.inc()
+
+    def refused(self, reason: str) -> None:
+        self._refusals[reason].inc()
+
+    def retried(self, outcome: str) -> None:
+        self._retries[outcome].inc()
+
+    def transition(self, old: BreakerState, new: BreakerState) -> None:
+        self._state.set(new)
+        if old is not new:
+            self._transitions.labels(self._name, old.name.lower(), new.name.lower()).inc()

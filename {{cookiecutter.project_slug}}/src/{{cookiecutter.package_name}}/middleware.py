@@ -10,7 +10,7 @@ the template root). Not ``BaseHTTPMiddleware``: it runs the endpoint in another 
 ContextVar would be lost.
 
 The metrics carry prometheus-fastapi-instrumentator's names and labels (``http_requests_total``,
-``http_request_duration_seconds``; ``http_requests_inprogress`` is sampled, ``Deadlines.sample_in_flight``) but
+``http_request_duration_seconds``; ``http_requests_inprogress`` is sampled from ``Deadlines.in_flight``) but
 are recorded here: its middleware matches every route twice per request to find the template and builds a
 Response object for its metric callbacks, which cost more than the rest of the stack together, while the
 router has already written the template into ``scope["route"]``.
@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import crash_response, timeout_response
 from .metrics import BatchedCounter, BatchedHistogram, Metrics
-from .observability import AccessLog, RequestWatch, RequestWatcher, new_request_id, request_id_var
+from .observability import AccessLog, RequestHooks, RequestWatch, new_request_id, request_id_var
 from .resilience import Deadlines
 from .resilience.deadline import parse_timeout
 
@@ -92,37 +93,47 @@ def _too_large(limit: int) -> HTTPException:
     return HTTPException(413, f"The body is over this route's limit of {limit} bytes.", headers={"Connection": "close"})
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeShortcut:
+    """The probe paths, answered by ``app`` (their router) directly: no access line, metrics or deadline."""
+
+    paths: frozenset[str]
+    app: ASGIApp
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Each request's deadline (``timeout`` seconds, or less if the client asks) and its body's bounds."""
+
+    timeout: float
+    body: BodyLimits
+    deadlines: Deadlines
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """Where each request is counted and logged; ``unmetered`` paths are neither."""
+
+    metrics: Metrics
+    access: AccessLog
+    unmetered: frozenset[str]
+
+
 class RequestMiddleware:
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        router: ASGIApp,
-        probe_paths: frozenset[str],
-        unmetered: frozenset[str],
-        timeout: float,
-        body_limits: BodyLimits,
-        deadlines: Deadlines,
-        metrics: Metrics,
-        access: AccessLog,
-        timeout_response: ASGIApp,
-        crash_response: ASGIApp,
-        on_crash: Callable[[BaseException, Scope], None],
-        watchers: list[RequestWatcher],
+        self, app: ASGIApp, *, probes: ProbeShortcut, limits: Limits, telemetry: Telemetry, hooks: RequestHooks
     ) -> None:
         self.app = app
-        self.router = router
-        self.probe_paths = probe_paths
-        self.unmetered = unmetered
-        self.timeout = timeout
-        self.body_limits = body_limits
-        self.deadlines = deadlines
-        self.metrics = metrics
-        self.access = access
-        self.timeout_response = timeout_response
-        self.crash_response = crash_response
-        self.on_crash = on_crash
-        self.watchers = watchers  # filled by the optional parts as the lifespan opens them
+        self.router = probes.app
+        self.probe_paths = probes.paths
+        self.unmetered = telemetry.unmetered
+        self.timeout = limits.timeout
+        self.body_limits = limits.body
+        self.deadlines = limits.deadlines
+        self.metrics = telemetry.metrics
+        self.access = telemetry.access
+        self.on_crash = hooks.unhandled
+        self.watchers = hooks.watchers  # filled by the optional parts as the lifespan opens them
         self._series: dict[tuple[str, str, int], tuple[BatchedCounter, BatchedHistogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -183,12 +194,12 @@ class RequestMiddleware:
             if response_started or not self.deadlines.cut_short(task):
                 raise  # shutdown or a client gone: not ours to answer
             task.uncancel()
-            await self.timeout_response(scope, receive, send_with_id)
+            await timeout_response(scope, receive, send_with_id)
         except Exception as exc:
             self.on_crash(exc, scope)
             if response_started:
                 raise
-            await self.crash_response(scope, receive, send_with_id)
+            await crash_response(scope, receive, send_with_id)
         finally:
             self.deadlines.leave(task, deadline_token)
             elapsed = time.monotonic() - started

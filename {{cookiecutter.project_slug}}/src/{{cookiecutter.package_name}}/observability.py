@@ -1,5 +1,5 @@
-"""JSON logs with a per-request correlation id, the access log, and the seam through which an optional part
-watches each request.
+"""JSON logs with a per-request correlation id, the access log, and the seams through which an optional part
+watches each request and hears of each 500 (``RequestHooks``).
 
 The request id lives in a ContextVar set by the request middleware (``middleware.py``), so every log line of a
 request carries it without passing it around.
@@ -31,6 +31,7 @@ _RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "as
 
 _ACCESS_LOGGER = "{{ cookiecutter.package_name }}.access"
 access_log = logging.getLogger(_ACCESS_LOGGER)
+log = logging.getLogger(__name__)
 
 
 class RequestWatch(Protocol):
@@ -46,6 +47,28 @@ class RequestWatch(Protocol):
 # Called by the request middleware as each request starts (not probes, not /metrics), in the request's task and
 # context: what it sets in a ContextVar, the app's code and log lines see. None: nothing to watch in this one.
 RequestWatcher = Callable[[Scope], RequestWatch | None]
+# Called with each exception the service answers 500 for and the request's ASGI scope.
+ErrorHook = Callable[[BaseException, Scope], None]
+
+
+class RequestHooks:
+    """What the optional parts add to every request: watchers, and error hooks told of each 500.
+
+    Made with the app and handed to the request middleware; the parts fill it as the lifespan opens them.
+    """
+
+    def __init__(self) -> None:
+        self.watchers: list[RequestWatcher] = []
+        self.error_hooks: list[ErrorHook] = []
+
+    def unhandled(self, exc: BaseException, scope: Scope) -> None:
+        """Log an exception the service answers 500 for, with its traceback, then tell each error hook of it."""
+        log.error("unhandled error", exc_info=exc, extra={"path": scope["path"]})
+        for hook in self.error_hooks:
+            try:
+                hook(exc, scope)
+            except Exception as failure:  # a hook that fails must not change the answer
+                log.warning("an error hook failed", extra={"error": repr(failure)})
 
 
 class JsonFormatter(logging.Formatter):

@@ -13,6 +13,8 @@ import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 
+from .checks import Check, Result
+
 log = logging.getLogger(__name__)
 
 # PostgreSQL's undefined_table and undefined_column.
@@ -55,3 +57,13 @@ def missing_object(exc: BaseException) -> bool:
     if getattr(root, "sqlstate", None) in _MISSING_SQLSTATES:
         return True
     return isinstance(root, sqlite3.OperationalError) and str(root).startswith(("no such table", "no such column"))
+
+
+def schema_check(guard: SchemaGuard, *, critical: bool) -> Check:
+    """Fails while the database is behind the migrations this code ships."""
+
+    async def run() -> Result:
+        reason = await guard.pending()
+        return Result("pass") if reason is None else Result("fail", output=reason)
+
+    return Check("database:schema", "datastore", critical, run)

@@ -2,14 +2,15 @@
 
 Each group reads its own prefix (``DB_``, ``CACHE_``, ``HEALTH_`` ...); the conventional names
 (``DATABASE_URL``, ``PORT``, ``WEB_CONCURRENCY``, ``LOG_LEVEL``) work as they are. The service's optional
-parts (``features/``) bring their own groups, read and validated with these.
+parts (``features/``) bring their own groups, handed to ``Settings.from_env`` and validated with these.
 An empty variable counts as unset. ``Settings.from_env()`` turns every invalid value into one
 line naming the variable, so a bad deploy stops at once with a message an operator can act on.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal, Self, TypeVar, get_args
 
 from pydantic import (
     AliasChoices,
@@ -189,18 +190,9 @@ class DbResilienceSettings(ResilienceSettings):
 
 
 class Settings(BaseModel):
-    """Every group, validated together; build it with ``Settings.from_env()``."""
+    """Every group, validated together; build it with ``Settings.from_env(groups)``."""
 
     model_config = ConfigDict(frozen=True)
-
-    groups: ClassVar[dict[str, type[Group]]] = {
-        "service": ServiceSettings,
-        "server": ServerSettings,
-        "db": DbSettings,
-        "cache": CacheSettings,
-        "health": HealthSettings,
-        "db_resilience": DbResilienceSettings,
-    }
 
     service: ServiceSettings
     server: ServerSettings
@@ -208,7 +200,7 @@ class Settings(BaseModel):
     cache: CacheSettings
     health: HealthSettings
     db_resilience: DbResilienceSettings
-    features: dict[str, SerializeAsAny[Group]] = {}
+    features: dict[str, SerializeAsAny[Group]] = {}  # the groups the service's optional parts declare
 
     def feature(self, kind: type[G]) -> G:
         """The settings group ``kind`` of one of the service's optional parts."""
@@ -216,6 +208,11 @@ class Settings(BaseModel):
             if isinstance(group, kind):
                 return group
         raise LookupError(f"no settings group {kind.__name__}: its feature is not part of this service")
+
+    def secrets(self) -> list[SecretStr]:
+        """Every secret value of every group, wherever it sits (a field, a list, a mapping)."""
+        groups = [getattr(self, key) for key in self.core_groups()] + list(self.features.values())
+        return [secret for group in groups for secret in _secrets_in(group)]
 
     @model_validator(mode="after")
     def _budgets_fit(self) -> Self:
@@ -230,23 +227,23 @@ class Settings(BaseModel):
         return self
 
     @classmethod
-    def all_groups(cls) -> dict[str, type[Group]]:
-        """The core groups and those of the service's optional parts."""
-        from .features import installed
-
-        return cls.groups | {key: group for feature in installed() for key, group in feature.settings.items()}
+    def core_groups(cls) -> dict[str, type[Group]]:
+        """The groups every service has: this model's fields, but the optional parts'."""
+        return {name: field.annotation for name, field in cls.model_fields.items() if name != "features"}  # type: ignore[misc]
 
     @classmethod
-    def variables(cls) -> set[str]:
-        """Every environment variable the service reads."""
-        return {group.env_name(field) for group in cls.all_groups().values() for field in group.model_fields}
+    def variables(cls, groups: Mapping[str, type[Group]]) -> set[str]:
+        """Every environment variable the service reads, with ``groups`` (the optional parts')."""
+        every = cls.core_groups() | dict(groups)
+        return {group.env_name(field) for group in every.values() for field in group.model_fields}
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Read every group from the environment; raise SettingsError naming each bad variable."""
+    def from_env(cls, groups: Mapping[str, type[Group]]) -> Settings:
+        """Read every core group and ``groups`` (the optional parts') from the environment; raise SettingsError
+        naming each bad variable."""
         values: dict[str, Group] = {}
         problems: list[str] = []
-        for key, group in cls.all_groups().items():
+        for key, group in (cls.core_groups() | dict(groups)).items():
             try:
                 values[key] = group()
             except ValidationError as exc:
@@ -254,12 +251,31 @@ class Settings(BaseModel):
         if problems:
             raise SettingsError("\n".join(problems))
         try:
-            core = {key: values.pop(key) for key in cls.groups}
+            core = {key: values.pop(key) for key in cls.core_groups()}
             return cls.model_validate({**core, "features": values})
         except ValidationError as exc:
             raise SettingsError(
                 "\n".join(str(err["msg"]).removeprefix("Value error, ") for err in exc.errors())
             ) from None
+
+
+def is_secret(annotation: Any) -> bool:
+    """Whether a field of this type holds a secret: ``SecretStr`` itself, or inside a list, union or mapping."""
+    return annotation is SecretStr or any(is_secret(arg) for arg in get_args(annotation))
+
+
+def _secrets_in(value: Any) -> Iterator[SecretStr]:
+    if isinstance(value, SecretStr):
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secrets_in(getattr(value, name))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _secrets_in(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _secrets_in(item)
 
 
 def _describe(group: type[Group], exc: ValidationError) -> list[str]:
@@ -271,6 +287,6 @@ def _describe(group: type[Group], exc: ValidationError) -> list[str]:
         field = by_name.get(located)
         name = group.env_name(field) if field else located or group.__name__
         message = str(err["msg"]).removeprefix("Value error, ")
-        secret = field is None or "SecretStr" in str(group.model_fields[field].annotation)
+        secret = field is None or is_secret(group.model_fields[field].annotation)
         lines.append(f"{name}: {message}" if secret else f"{name}: {message} (got {err.get('input')!r})")
     return lines

@@ -23,19 +23,27 @@ log = logging.getLogger(__name__)
 
 
 class Lifecycle:
-    """Where the process is in its life: starting, serving, draining. Probes read it; nothing awaits it."""
+    """Where the process is in its life: starting, serving, draining. Probes read it; a part's background loop
+    awaits ``draining_started()`` to stop taking new work."""
 
     def __init__(self) -> None:
         self.created_at = time.monotonic()
         self.started = False
         self.draining = False
+        self._draining = asyncio.Event()
 
     @property
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.created_at
 
     def begin_draining(self) -> None:
+        """Turn on draining; called on the event loop (a signal handler goes through ``call_soon_threadsafe``)."""
         self.draining = True
+        self._draining.set()
+
+    async def draining_started(self) -> None:
+        """Return once the process is draining."""
+        await self._draining.wait()
 
 
 def drain_on_sigterm(lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
@@ -49,7 +57,8 @@ def drain_on_sigterm(lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop) -> C
         return lambda: None
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        lifecycle.begin_draining()
+        lifecycle.draining = True  # readiness sees it at once; the event is set on the loop, not in the handler
+        loop.call_soon_threadsafe(lifecycle.begin_draining)
         loop.call_soon_threadsafe(log.info, "SIGTERM received: draining, readiness now fails")
         previous(signum, frame)
 

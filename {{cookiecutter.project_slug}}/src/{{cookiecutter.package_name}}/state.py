@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Annotated
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from . import db
 from .cache import Cache
-from .errors import ErrorHook
-from .health import HealthChecks
+from .checks import HealthChecks
+from .db import Database
 from .metrics import Metrics
-from .resilience import Dependency
-from .schema import SchemaGuard
+from .resilience import Guards
 from .settings import Settings
 from .shutdown import Lifecycle
 
-
-@dataclass(frozen=True, slots=True)
-class Guards:
-    """Every dependency's guard: the database's by name, those of the optional parts after it."""
-
-    db: Dependency
-    others: tuple[Dependency, ...] = ()
-
-    def __iter__(self) -> Iterator[Dependency]:
-        yield self.db
-        yield from self.others
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +24,18 @@ class State:
     settings: Settings
     lifecycle: Lifecycle
     metrics: Metrics
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    database: Database
     cache: Cache
     guards: Guards
     health: HealthChecks
-    schema: SchemaGuard
-    error_hooks: tuple[ErrorHook, ...] = ()  # told of each 500 (errors.unhandled)
+    resources: Mapping[type[Any], object] = field(default_factory=dict)  # what the optional parts provide
+
+    def get(self, kind: type[T]) -> T:
+        """The ``kind`` an optional part provides (``features.Assembly.provide``)."""
+        value = self.resources.get(kind)
+        if not isinstance(value, kind):
+            raise LookupError(f"no part of this service provides a {kind.__name__}")
+        return value
 
 
 # Dependencies are coroutines: FastAPI runs a plain ``def`` dependency in a worker thread, per request.
@@ -52,17 +44,16 @@ async def get_state(request: Request) -> State:
     return state
 
 
-StateDep = Annotated[State, Depends(get_state)]
+async def get_database(request: Request) -> Database:
+    state: State = request.state.state
+    return state.database
 
 
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with db.session_scope(state.sessions) as session:
-        yield session
-
-
-async def get_cache(state: StateDep) -> Cache:
+async def get_cache(request: Request) -> Cache:
+    state: State = request.state.state
     return state.cache
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+StateDep = Annotated[State, Depends(get_state)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 CacheDep = Annotated[Cache, Depends(get_cache)]

@@ -29,7 +29,7 @@ class Worker(UvicornWorker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         server = ServerSettings()
-        self.config.timeout_graceful_shutdown = max(1.0, self.cfg.graceful_timeout - server.shutdown_close_seconds)
+        self.config.timeout_graceful_shutdown = max(1.0, server.drain_seconds)
         self.config.timeout_notify = min(self.timeout, 1.0)  # the heartbeat, and the parent check with it
         self.config.http = bounded_protocol(server)
         self.config.limit_concurrency = server.limit_concurrency

@@ -36,7 +36,7 @@ async def crash_holding_secrets(body: dict[str, object], state: StateDep, author
 @router.get("/bad-sql")
 async def bad_sql(state: StateDep) -> None:
     """A query the database refuses as malformed: the code's bug, answered 500 by the database error handler."""
-    async with attempt_session(state.sessions) as session:
+    async with attempt_session(state.database.sessions) as session:
         await session.execute(text("SELEC 1"))
 
 

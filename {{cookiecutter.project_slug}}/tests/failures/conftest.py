@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }} import features
 from tests.servers import ServerHandle
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Iterator[Gunico
     metrics_dir = tmp_path / "metrics"
     log = tmp_path / "gunicorn.log"
     environment = {
-        **{k: v for k, v in os.environ.items() if k not in Settings.variables() and not k.startswith("PYTEST")},
+        **{k: v for k, v in os.environ.items() if k not in features.variables() and not k.startswith("PYTEST")},
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": str(workers),

@@ -29,7 +29,7 @@ QUICK = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
 async def logged(state: StateDep) -> dict[str, int]:
     """A log line and a statement inside the request."""
     log.info("inside the request")
-    async with attempt_session(state.sessions) as session:
+    async with attempt_session(state.database.sessions) as session:
         return {"value": int((await session.execute(text("SELECT 1"))).scalar_one())}
 
 
@@ -45,19 +45,19 @@ async def flaky(state: StateDep) -> dict[str, int]:
             raise ConnectionResetError("connection reset by peer")
         return attempts
 
-    return {"attempts": await state.guards.db.call(once, idempotent=True)}
+    return {"attempts": await state.database.guard.call(once, idempotent=True)}
 
 
 @router.get("/refused")
 async def refused(state: StateDep) -> None:
     """A call the database's breaker refuses at once."""
-    state.guards.db.breaker.force_open()
+    state.database.guard.breaker.force_open()
     try:
-        await state.guards.db.call(_never, idempotent=True)
+        await state.database.guard.call(_never, idempotent=True)
     except BreakerOpen:
         raise HTTPException(503, "the database's breaker is open") from None
     finally:
-        state.guards.db.breaker.reset()
+        state.database.guard.breaker.reset()
 
 
 @router.get("/upstream")

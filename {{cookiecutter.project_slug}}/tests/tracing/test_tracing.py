@@ -16,6 +16,7 @@ import pytest
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import SpanKind
 
+from {{ cookiecutter.package_name }} import features
 from {{ cookiecutter.package_name }}.features.tracing.pipeline import keeps_new_trace, sampler
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.conftest import SettingsFactory, refusal, serve
@@ -31,11 +32,11 @@ IMPORTED = """
 import asyncio, sys
 import httpx
 from asgi_lifespan import LifespanManager
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }} import features
 from tests.routes import create_test_app
 
 async def main() -> None:
-    app = create_test_app(Settings.from_env())
+    app = create_test_app(features.load_settings())
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -49,7 +50,7 @@ print(sorted(name for name in sys.modules if name.startswith(SDK_PREFIXES)))
 def sdk_modules(tmp_path: Path, **env: str) -> list[str]:
     """The modules of the trace SDK, the exporter, the instrumentations and the protocol that a fresh process loaded
     serving a request."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in Settings.variables()}
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in features.variables()}
     environment |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}", "LOG_LEVEL": "WARNING", **env}
     script = IMPORTED.replace("SDK_PREFIXES", repr(SDK))
     done = subprocess.run(

@@ -7,9 +7,9 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
 
 import pytest
+from starlette.types import Scope
 
 from tests.conftest import SettingsFactory, client_for, problem
 
@@ -55,18 +55,17 @@ async def test_a_crash_is_a_500_without_the_exception_text(make_settings: Settin
 
 def test_each_500_reaches_every_error_hook_even_after_one_failed(caplog: pytest.LogCaptureFixture) -> None:
     """An exception answered 500 is logged and handed to each error hook in turn; a hook that fails is logged."""
-    from types import SimpleNamespace
-
-    from {{ cookiecutter.package_name }}.errors import unhandled
+    from {{ cookiecutter.package_name }}.observability import RequestHooks
 
     seen: list[tuple[BaseException, str]] = []
 
-    def failing(exc: BaseException, scope: dict[str, Any]) -> None:
+    def failing(exc: BaseException, scope: Scope) -> None:
         raise RuntimeError("the hook broke")
 
-    state = SimpleNamespace(error_hooks=(failing, lambda exc, scope: seen.append((exc, scope["path"]))))
+    hooks = RequestHooks()
+    hooks.error_hooks += [failing, lambda exc, scope: seen.append((exc, scope["path"]))]
     error = ValueError("a bug")
-    unhandled(error, {"path": "/boom", "state": {"state": state}})
+    hooks.unhandled(error, {"path": "/boom"})
     assert seen == [(error, "/boom")]
     assert [record.getMessage() for record in caplog.records] == ["unhandled error", "an error hook failed"]
     assert caplog.records[0].exc_info is not None and caplog.records[0].exc_info[1] is error

@@ -3,8 +3,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import SecretStr
 
-from {{ cookiecutter.package_name }}.__main__ import main
+from {{ cookiecutter.package_name }} import features
+from {{ cookiecutter.package_name }}.__main__ import check_config, main
+from {{ cookiecutter.package_name }}.settings import Group, Settings, SettingsError, group_config
 from tests.conftest import SettingsFactory
 
 
@@ -31,6 +34,30 @@ def test_bad_setting_stops_with_the_variable_name(
     monkeypatch.setenv("DB_POOL_TIMEOUT_SECONDS", "-1")
     assert main(["check-config"]) == 2
     assert "DB_POOL_TIMEOUT_SECONDS" in capsys.readouterr().err
+
+
+def test_a_new_shape_of_secret_is_masked_everywhere(
+    make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A setting that holds a list of secrets is found by Settings.secrets(), masked by check-config, and never
+    echoed in the line that refuses a bad value."""
+
+    class Keys(Group):
+        model_config = group_config("KEYS_")
+        api_keys: list[SecretStr] = []
+
+    make_settings()
+    groups: dict[str, type[Group]] = {**features.settings_groups(), "keys": Keys}
+    monkeypatch.setenv("KEYS_API_KEYS", '["first-key-1234", "second-key-5678"]')
+    settings = Settings.from_env(groups)
+    assert {"first-key-1234", "second-key-5678"} <= {secret.get_secret_value() for secret in settings.secrets()}
+    shown = check_config(settings)
+    assert "first-key-1234" not in shown and "second-key-5678" not in shown
+    assert json.loads(shown)["keys"]["api_keys"] == ["**********", "**********"]
+    monkeypatch.setenv("KEYS_API_KEYS", '["leaky-key-1234", {"not": "a string"}]')
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(groups)
+    assert str(refused.value).startswith("KEYS_API_KEYS:") and "leaky-key-1234" not in str(refused.value)
 
 
 def test_check_config_shows_the_pool_sqlite_runs(

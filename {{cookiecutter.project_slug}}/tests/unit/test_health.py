@@ -2,12 +2,20 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }}.health import Check, HealthChecks, Result, memory_check, overall
+from {{ cookiecutter.package_name }}.checks import Check, HealthChecks, Result, memory_check, overall
 from tests.conftest import SettingsFactory, client_for
 from tests.fakes import FakeClock
+
+
+def checks_of(checks: list[Check], **options: Any) -> HealthChecks:
+    registry = HealthChecks(**options)
+    for check in checks:
+        registry.add(check)
+    return registry
 
 
 class Counting:
@@ -28,7 +36,7 @@ async def test_results_are_cached_and_shared() -> None:
     """A hundred concurrent probes within the TTL cost one run of the check; after the TTL, one more."""
     clock = FakeClock()
     probe = Counting(Result("pass"), delay=0.01)
-    checks = HealthChecks([Check("database:responseTime", "datastore", True, probe)], timeout=1, ttl=1, clock=clock)
+    checks = checks_of([Check("database:responseTime", "datastore", True, probe)], timeout=1, ttl=1, clock=clock)
     await asyncio.gather(*(checks.results() for _ in range(100)))
     assert probe.runs == 1
     clock.advance(1.01)
@@ -38,16 +46,15 @@ async def test_results_are_cached_and_shared() -> None:
 
 async def test_a_hung_check_fails_within_its_timeout() -> None:
     """A check that never answers is reported as failing after its own timeout."""
-    checks = HealthChecks(
-        [Check("database:responseTime", "datastore", True, Counting(Result("pass"), 10))], timeout=0.05, ttl=1
-    )
+    hung = Check("database:responseTime", "datastore", True, Counting(Result("pass"), 10))
+    checks = checks_of([hung], timeout=0.05, ttl=1)
     results = await asyncio.wait_for(checks.results(), 1)
     assert results["database:responseTime"][1].status == "fail"
 
 
 async def test_non_critical_failure_is_a_warning() -> None:
     """A failing non-critical check makes the status warn, not fail, and readiness ignores it."""
-    checks = HealthChecks(
+    checks = checks_of(
         [
             Check("database:responseTime", "datastore", True, Counting(Result("pass"))),
             Check("search:responseTime", "datastore", False, Counting(ConnectionError("down"))),

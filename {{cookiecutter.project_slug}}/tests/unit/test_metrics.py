@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as instrumentator_metrics
 
-from {{ cookiecutter.package_name }} import health, migrations
+from {{ cookiecutter.package_name }} import migrations, probes
 from {{ cookiecutter.package_name }}.metrics import LATENCY_BUCKETS, Metrics
 from tests.conftest import SettingsFactory, serve
 from tests.routes import create_test_app
@@ -79,7 +79,7 @@ async def test_http_metrics_match_prometheus_fastapi_instrumentator(make_setting
     theirs = CollectorRegistry()
     Instrumentator(
         should_group_status_codes=False,
-        excluded_handlers=["/metrics", *(f"^{path}$" for path in health.probe_paths(settings.health))],
+        excluded_handlers=["/metrics", *(f"^{path}$" for path in probes.probe_paths(settings.health))],
         should_instrument_requests_inprogress=True,
         registry=theirs,
     ).add(

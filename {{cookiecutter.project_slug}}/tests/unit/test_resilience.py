@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
+from {{ cookiecutter.package_name }}.db import ERRORS
 from {{ cookiecutter.package_name }}.metrics import Metrics
 from {{ cookiecutter.package_name }}.resilience import (
     BreakerOpen,
@@ -12,23 +13,23 @@ from {{ cookiecutter.package_name }}.resilience import (
     Bulkhead,
     BulkheadFull,
     DeadlineExceeded,
-    Dependency,
+    DependencyUnavailable,
+    Guard,
+    Guards,
     RetryBudget,
     deadline,
-    is_failure,
-    is_transient,
-    listen,
 )
 from {{ cookiecutter.package_name }}.settings import DbResilienceSettings
 from tests.fakes import FakeClock
 
 
-def guard(clock: FakeClock, **overrides: object) -> tuple[Dependency, Metrics]:
+def guard(clock: FakeClock, **overrides: object) -> tuple[Guard, Metrics]:
     cfg = DbResilienceSettings.model_validate(
         {"breaker_minimum_calls": 5, "retry_budget_floor": 0.0, "retry_budget_ratio": 0.1, **overrides}
     )
     metrics = Metrics(CollectorRegistry())
-    return Dependency("database", cfg, metrics, call_timeout_seconds=1.0, clock=clock, sleep=clock.sleep), metrics
+    observer = metrics.guard("database")
+    return Guard("database", cfg, ERRORS, observer, call_timeout_seconds=1.0, clock=clock, sleep=clock.sleep), metrics
 
 
 class Flaky:
@@ -52,12 +53,24 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 def test_errors_are_classified_by_whose_fault_they_are() -> None:
-    """Connection errors are transient, timeouts count but are not retried, a caller's error never counts."""
-    assert is_transient(ConnectionResetError())
-    assert is_failure(TimeoutError()) and not is_transient(TimeoutError())
-    assert not is_failure(ValueError("bad input"))
-    assert not is_failure(BreakerOpen("db", 1.0))
-    assert not is_failure(asyncio.CancelledError())
+    """To the database's guard, connection errors are transient, timeouts count but are not retried, and a
+    caller's error, a refusal of a guard's or a cancellation never counts."""
+    assert ERRORS.is_transient(ConnectionResetError())
+    assert ERRORS.is_failure(TimeoutError()) and not ERRORS.is_transient(TimeoutError())
+    assert not ERRORS.is_failure(ValueError("bad input"))
+    assert not ERRORS.is_failure(BreakerOpen("db", 1.0))
+    assert not ERRORS.is_failure(asyncio.CancelledError())
+
+
+async def test_a_guarded_failure_leaves_as_the_guards_own_error() -> None:
+    """A failure of the guarded call is raised as DependencyUnavailable naming the dependency, from the driver's
+    error; any other error of the operation is raised as it was, a bug rather than an outage."""
+    dependency, _ = guard(FakeClock())
+    with pytest.raises(DependencyUnavailable, match=r"The database is unavailable\.") as raised:
+        await dependency.call(Flaky(1, ConnectionRefusedError()))
+    assert raised.value.name == "database" and isinstance(raised.value.__cause__, ConnectionRefusedError)
+    with pytest.raises(KeyError):
+        await dependency.call(Flaky(1, KeyError("a bug")))
 
 
 async def test_a_transient_failure_is_retried_for_reads() -> None:
@@ -73,7 +86,7 @@ async def test_writes_are_not_retried() -> None:
     """A non-idempotent call fails on its first transient error."""
     operation = Flaky(1, ConnectionResetError())
     dependency, _ = guard(FakeClock())
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(DependencyUnavailable):
         await dependency.call(operation)
     assert operation.calls == 1
 
@@ -82,7 +95,7 @@ async def test_attempts_are_capped() -> None:
     """A call that keeps failing is tried at most three times in all."""
     operation = Flaky(10, ConnectionResetError())
     dependency, metrics = guard(FakeClock(), retry_budget_floor=100.0)
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(DependencyUnavailable):
         await dependency.call(operation, idempotent=True)
     assert operation.calls == 3
     assert sample(metrics, "retries_total", dependency="database", outcome="gave_up") == 1
@@ -104,7 +117,7 @@ async def test_retry_stops_when_the_breaker_opens() -> None:
     operation = Flaky(1000, ConnectionResetError())
     dependency, metrics = guard(FakeClock(), retry_budget_floor=100.0)
     for _ in range(5):
-        with pytest.raises((ConnectionResetError, BreakerOpen)):
+        with pytest.raises((DependencyUnavailable, BreakerOpen)):
             await dependency.call(operation, idempotent=True)
     calls = operation.calls
     with pytest.raises(BreakerOpen):
@@ -117,9 +130,11 @@ async def test_listeners_hear_retries_and_fast_failures() -> None:
     """A listener hears each retry and each call the open breaker refused, with the dependency's name, until it
     stops listening."""
     heard: list[tuple[str, str, dict[str, object]]] = []
-    stop = listen(lambda dependency, event, attributes: heard.append((dependency, event, dict(attributes))))
+    guards = Guards()
+    dependency, _ = guard(FakeClock())
+    guards.add(dependency)
+    stop = guards.listen(lambda dependency, event, attributes: heard.append((dependency, event, dict(attributes))))
     try:
-        dependency, _ = guard(FakeClock())
         assert await dependency.call(Flaky(1, ConnectionResetError()), idempotent=True) == "ok"
         dependency.breaker.force_open()
         with pytest.raises(BreakerOpen):
@@ -164,7 +179,7 @@ async def test_retry_storm_stays_within_budget() -> None:
     calls = 500
     for _ in range(calls):
         clock.advance(0.01)
-        with pytest.raises(ConnectionResetError):
+        with pytest.raises(DependencyUnavailable):
             await dependency.call(operation, idempotent=True)
     retries = operation.calls - calls
     assert retries <= 0.1 * calls + dependency.budget.capacity

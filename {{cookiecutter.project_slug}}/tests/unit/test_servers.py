@@ -37,7 +37,7 @@ def test_select_backend_rejects_unknown_choice() -> None:
 @pytest.fixture
 def nothing_available(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(servers, "docker_available", lambda: False)
-    monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None))
+    monkeypatch.setattr(servers, "local_postgres_bindir", lambda: None)
     monkeypatch.delenv("TEST_SERVERS", raising=False)
     monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
 
@@ -64,7 +64,7 @@ def test_demanded_local_does_not_probe_docker(monkeypatch: pytest.MonkeyPatch) -
         raise AssertionError("docker probed")
 
     monkeypatch.setattr(servers, "docker_available", probe)
-    monkeypatch.setattr(servers, "local_binaries", lambda: servers.LocalBinaries(None))
+    monkeypatch.setattr(servers, "local_postgres_bindir", lambda: None)
     monkeypatch.setenv("TEST_SERVERS", "local")
     monkeypatch.delenv("REQUIRE_SERVICES", raising=False)
     with pytest.raises(pytest.fail.Exception, match="TEST_SERVERS=local"):

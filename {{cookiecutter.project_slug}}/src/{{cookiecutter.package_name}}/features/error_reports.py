@@ -1,9 +1,10 @@
 """Error reports to Sentry: each exception the service answers 500 for, tagged with its request and trace ids.
 
 Off until ``SENTRY_DSN`` is set; then the lifespan starts the SDK and, at shutdown, sends what is still queued
-within ``SHUTDOWN_CLOSE_SECONDS``. Reports come from the service's own 500 path (``errors.unhandled``), not from
-the SDK's status-code rules: a 4xx, or a 503/504 the service answers on purpose (open breaker, dependency down,
-migrations pending, deadline), is the service working and is never reported. Sentry's own tracing stays off.
+within ``SHUTDOWN_CLOSE_SECONDS``. Reports come from the service's own 500 path
+(``observability.RequestHooks.unhandled``), not from the SDK's status-code rules: a 4xx, or a 503/504 the
+service answers on purpose (open breaker, dependency down, migrations pending, deadline), is the service working
+and is never reported. Sentry's own tracing stays off.
 
 Nothing secret leaves the process: no local variables, no request bodies, no cookies or credentials headers,
 and every value of the service's secret settings (passwords inside URLs too) and of the request's credentials
@@ -16,7 +17,8 @@ import asyncio
 import logging
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -61,13 +63,7 @@ class ErrorReportSettings(Group):
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret setting's value, and the password inside each one that is a URL; longest first."""
-    groups = [*(getattr(settings, key) for key in Settings.groups), *settings.features.values()]
-    found: set[str] = set()
-    for group in groups:
-        for name in type(group).model_fields:
-            value = getattr(group, name)
-            if isinstance(value, SecretStr):
-                found.update(_forms(value.get_secret_value()))
+    found = {form for secret in settings.secrets() for form in _forms(secret.get_secret_value())}
     return sorted(found - {""}, key=len, reverse=True)
 
 
@@ -145,7 +141,7 @@ class Reporter:
 
 def start(dsn: str, cfg: ErrorReportSettings, settings: Settings, reporter: Reporter) -> None:
     """Start the SDK with the integrations that cost a request nothing they do not need."""
-    no_status_reports: set[int] = set()  # 500s are reported by errors.unhandled, nothing by its status alone
+    no_status_reports: set[int] = set()  # 500s are reported by RequestHooks.unhandled, nothing by its status alone
     sentry_sdk.init(
         dsn=dsn,
         environment=cfg.environment or settings.service.environment,
@@ -170,16 +166,22 @@ def start(dsn: str, cfg: ErrorReportSettings, settings: Settings, reporter: Repo
     )
 
 
-async def open_error_reports(assembly: Assembly) -> None:
+@asynccontextmanager
+async def lifespan(assembly: Assembly) -> AsyncIterator[None]:
     cfg = assembly.settings.feature(ErrorReportSettings)
     if cfg.dsn is None:
+        yield
         return
     reporter = Reporter(secret_values(assembly.settings))
     start(cfg.dsn.get_secret_value(), cfg, assembly.settings, reporter)
-    assembly.error_hooks.append(reporter.report)
-    budget = assembly.settings.server.shutdown_close_seconds
-    assembly.stack.push_async_callback(closing("error reports", lambda: _stop(budget), budget))
+    assembly.hooks.error_hooks.append(reporter.report)
     log.info("error reports on: each 500 goes to Sentry", extra={"sample_rate": cfg.sample_rate})
+    try:
+        yield
+    finally:
+        assembly.hooks.error_hooks.remove(reporter.report)
+        budget = assembly.settings.server.shutdown_close_seconds
+        await closing("error reports", lambda: _stop(budget), budget)()
 
 
 async def _stop(budget: float) -> None:
@@ -190,4 +192,4 @@ async def _stop(budget: float) -> None:
     await asyncio.to_thread(client.close, 0.9 * budget)
 
 
-feature = Feature("error_reports", settings={"error_reports": ErrorReportSettings}, open=open_error_reports)
+feature = Feature("error_reports", settings={"error_reports": ErrorReportSettings}, lifespan=lifespan)

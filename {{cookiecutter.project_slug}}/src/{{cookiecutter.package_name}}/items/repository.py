@@ -3,38 +3,33 @@
 from __future__ import annotations
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db import attempt_session
-from ..resilience import Dependency
+from ..db import Database
 from .models import Item
 from .schemas import ItemCreate
 
 
 class ItemRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], guard: Dependency) -> None:
-        self.sessions = sessions
-        self.guard = guard
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     async def get(self, item_id: int) -> Item | None:
-        return await self.guard.call(self._get, item_id, idempotent=True)
-
-    async def page(self, *, limit: int, offset: int) -> list[Item]:
-        return await self.guard.call(self._page, limit, offset, idempotent=True)
-
-    async def create(self, data: ItemCreate) -> Item:
-        return await self.guard.call(self._create, data)
-
-    async def _get(self, item_id: int) -> Item | None:
-        async with attempt_session(self.sessions) as session:
+        async def get(session: AsyncSession) -> Item | None:
             return await session.get(Item, item_id)
 
-    async def _page(self, limit: int, offset: int) -> list[Item]:
-        async with attempt_session(self.sessions) as session:
+        return await self.database.run(get, idempotent=True)
+
+    async def page(self, *, limit: int, offset: int) -> list[Item]:
+        async def page(session: AsyncSession) -> list[Item]:
             return list(await session.scalars(select(Item).order_by(Item.id).limit(limit).offset(offset)))
 
-    async def _create(self, data: ItemCreate) -> Item:
-        async with attempt_session(self.sessions) as session:
+        return await self.database.run(page, idempotent=True)
+
+    async def create(self, data: ItemCreate) -> Item:
+        async def create(session: AsyncSession) -> Item:
             item: Item = (await session.scalars(insert(Item).values(**data.model_dump()).returning(Item))).one()
             await session.commit()
             return item
+
+        return await self.database.run(create)

@@ -29,7 +29,7 @@ def _key(item_id: int) -> str:
 )
 async def create_item(data: ItemCreate, state: StateDep) -> Response:
     # Cache-aside: the first read fills the cache, so a write costs no cache round trip.
-    item = await ItemRepository(state.sessions, state.guards.db).create(data)
+    item = await ItemRepository(state.database).create(data)
     body = ItemOut.model_validate(item).model_dump_json().encode()
     return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
@@ -38,7 +38,7 @@ async def create_item(data: ItemCreate, state: StateDep) -> Response:
 async def get_item(item_id: ItemId, state: StateDep) -> Response:
     # The state's cache rather than a CacheDep: one dependency less to solve on the hottest route.
     async def load() -> bytes | None:
-        item = await ItemRepository(state.sessions, state.guards.db).get(item_id)
+        item = await ItemRepository(state.database).get(item_id)
         return None if item is None else ItemOut.model_validate(item).model_dump_json().encode()
 
     body = await state.cache.get_or_load(_key(item_id), load)
@@ -53,5 +53,5 @@ async def list_items(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> ItemPage:
-    items = await ItemRepository(state.sessions, state.guards.db).page(limit=limit, offset=offset)
+    items = await ItemRepository(state.database).page(limit=limit, offset=offset)
     return ItemPage(items=[ItemOut.model_validate(item) for item in items], limit=limit, offset=offset)

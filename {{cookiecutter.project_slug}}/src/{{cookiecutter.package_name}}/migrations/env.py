@@ -5,7 +5,7 @@ from alembic import context
 from {{ cookiecutter.package_name }} import features
 from {{ cookiecutter.package_name }}.db import Base
 
-features.installed()  # imports every part of the service, and with it the tables it declares
+features.models()  # imports the modules that declare the parts' tables (``Feature.models``)
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True)

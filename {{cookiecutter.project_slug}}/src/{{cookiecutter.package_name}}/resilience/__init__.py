@@ -1,10 +1,13 @@
-"""Resilience for calls to dependencies: breaker, retry with a budget, bulkhead and the request deadline."""
+"""Resilience for calls to dependencies: breaker, retry with a budget, bulkhead and the request deadline.
+
+Importable alone: a guard takes its settings, its client's error classifier and its observer as arguments.
+"""
 
 from .breaker import Breaker, BreakerConfig, BreakerOpen, BreakerState
 from .bulkhead import Bulkhead, BulkheadFull
 from .deadline import DeadlineExceeded, Deadlines
-from .dependency import Dependency, listen
-from .errors import driver_errors, is_failure, is_transient, register_driver_errors
+from .errors import Classifier, DependencyUnavailable
+from .guard import Guard, GuardObserver, Guards, GuardSettings, Listener
 from .retry import RetryBudget, retrying
 
 __all__ = [
@@ -14,14 +17,15 @@ __all__ = [
     "BreakerState",
     "Bulkhead",
     "BulkheadFull",
+    "Classifier",
     "DeadlineExceeded",
     "Deadlines",
-    "Dependency",
+    "DependencyUnavailable",
+    "Guard",
+    "GuardObserver",
+    "GuardSettings",
+    "Guards",
+    "Listener",
     "RetryBudget",
-    "driver_errors",
-    "is_failure",
-    "is_transient",
-    "listen",
-    "register_driver_errors",
     "retrying",
 ]

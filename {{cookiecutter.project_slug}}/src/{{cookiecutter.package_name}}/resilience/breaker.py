@@ -4,7 +4,7 @@ Written here because no maintained asyncio-native breaker exists: pybreaker's as
 Tornado, aiobreaker has been unmaintained since 2021, and purgatory counts consecutive failures only
 (no failure-rate window, no slow calls).
 
-Closed: calls pass and land in a sliding window (time-based, one bucket per second, or count-based);
+Closed: calls pass and land in a sliding window (time-based, one bucket per second);
 once it holds ``minimum_calls``, a failure rate or slow-call rate at or above its threshold opens the
 breaker. Open: calls fail at once with ``BreakerOpen(retry_after)``. After the open duration (doubling
 with each consecutive opening, jittered, capped) the breaker half-opens: ``half_open_calls`` trial calls
@@ -23,7 +23,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 
 class BreakerState(enum.IntEnum):
@@ -50,16 +49,16 @@ class BreakerOpen(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BreakerConfig:
-    window_seconds: float = 30.0
-    window_type: Literal["time", "count"] = "time"
-    window_size: int = 100
-    minimum_calls: int = 20
-    failure_rate: float = 0.5
-    slow_call_seconds: float = 5.0
-    slow_call_rate: float = 0.8
-    open_seconds: float = 5.0
-    max_open_seconds: float = 60.0
-    half_open_calls: int = 3
+    """The knobs, with no defaults of their own: the service's settings hold those (``GuardSettings``)."""
+
+    window_seconds: float
+    minimum_calls: int
+    failure_rate: float
+    slow_call_seconds: float
+    slow_call_rate: float
+    open_seconds: float
+    max_open_seconds: float
+    half_open_calls: int
     jitter: float = 0.1
 
 
@@ -113,34 +112,6 @@ class _TimeWindow:
         self.__init__(self.size)  # type: ignore[misc]
 
 
-class _CountWindow:
-    """The last ``size`` calls, in a ring."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.ring: list[tuple[bool, bool] | None] = [None] * size
-        self.next = 0
-        self.totals = [0, 0, 0]
-
-    def record(self, now: float, failed: bool, slow: bool) -> None:
-        old = self.ring[self.next]
-        if old is not None:
-            self.totals[0] -= 1
-            self.totals[1] -= old[0]
-            self.totals[2] -= old[1]
-        self.ring[self.next] = (failed, slow)
-        self.next = (self.next + 1) % self.size
-        self.totals[0] += 1
-        self.totals[1] += failed
-        self.totals[2] += slow
-
-    def snapshot(self, now: float) -> tuple[int, int, int]:
-        return self.totals[0], self.totals[1], self.totals[2]
-
-    def clear(self) -> None:
-        self.__init__(self.size)  # type: ignore[misc]
-
-
 Listener = Callable[[str, BreakerState, BreakerState], None]
 
 
@@ -157,7 +128,7 @@ class Breaker:
         self.cfg = cfg
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self.window = _TimeWindow(cfg.window_seconds) if cfg.window_type == "time" else _CountWindow(cfg.window_size)
+        self.window = _TimeWindow(cfg.window_seconds)
         self.state = CLOSED
         self.listeners: list[Listener] = []
         self.openings = 0

@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from typing import Any
 
-from ..metrics import Metrics
-
 _deadline: ContextVar[float | None] = ContextVar("deadline", default=None)
 
 
@@ -93,11 +91,6 @@ class Deadlines:
     def cut_short(self, task: asyncio.Task[Any]) -> bool:
         """Whether ``task`` was cancelled by its deadline (rather than by shutdown or a client gone)."""
         return task in self.expired
-
-    def sample_in_flight(self, metrics: Metrics) -> None:
-        """Every request past the probes holds an entry here: their number is the in-progress gauge, sampled
-        with the other gauges rather than moved twice per request."""
-        metrics.requests_in_progress.set(len(self.in_flight))
 
     async def watch(self) -> None:
         while True:

@@ -1,68 +1,30 @@
-"""Which errors are the infrastructure's fault, and which of those are worth another attempt."""
+"""The one error a guard raises for its dependency's failure, and how a guard tells its driver's failures apart.
+
+Each guard is given the ``Classifier`` of its own client (the database's in ``db.py``, Redis's in its part), so
+that only a failure of the call it guards answers 503: the same ``OSError`` or ``TimeoutError`` raised by a
+route's own code is a bug, and a 500.
+"""
 
 from __future__ import annotations
 
-import asyncio
-
-import asyncpg
-from sqlalchemy import exc as sa_exc
-
-from .breaker import BreakerOpen
-from .bulkhead import BulkheadFull
-from .deadline import DeadlineExceeded
-
-# SQLSTATEs that a second attempt may cure: serialization failure, deadlock, and the server
-# shutting down or refusing connections for now.
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
-_connection_errors: tuple[type[Exception], ...] = (
-    ConnectionError,
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-)
-_timeouts: tuple[type[Exception], ...] = (TimeoutError, asyncpg.QueryCanceledError, sa_exc.TimeoutError)
+from typing import Protocol
 
 
-def register_driver_errors(*, connection: tuple[type[Exception], ...], timeouts: tuple[type[Exception], ...]) -> None:
-    """Teach the classifier another client's errors; an optional part calls this when it is imported."""
-    global _connection_errors, _timeouts  # a registry filled once, at import
-    _connection_errors = (*_connection_errors, *connection)
-    _timeouts = (*_timeouts, *timeouts)
+class DependencyUnavailable(Exception):
+    """A guarded call failed by its dependency's fault (connection lost, timed out, pool exhausted)."""
+
+    def __init__(self, name: str, detail: str | None = None, *, retry_after: float = 1.0) -> None:
+        self.name = name
+        self.detail = detail or f"The {name} is unavailable."
+        self.retry_after = retry_after
+        super().__init__(self.detail)
 
 
-def driver_errors() -> tuple[type[Exception], ...]:
-    """Every error that means a dependency failed, for the handlers that answer 503."""
-    return (*_connection_errors, *_timeouts)
+class Classifier(Protocol):
+    """One client's errors: which are the dependency's failures, and which of those a second attempt may cure."""
 
+    def is_failure(self, exc: BaseException) -> bool:
+        """Counts against the breaker: connection loss, timeouts. Never a caller's error or a refusal of ours."""
 
-def _root(exc: BaseException) -> BaseException:
-    """The driver's error behind SQLAlchemy's wrapper."""
-    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
-        orig = exc.orig
-        return getattr(orig, "__cause__", None) or orig
-    return exc
-
-
-def is_failure(exc: BaseException) -> bool:
-    """An infrastructure error that counts against the breaker: connection loss, timeouts, pool timeouts.
-
-    A caller's error (4xx, validation, integrity) never counts, nor does cancellation or our own refusals.
-    """
-    if isinstance(exc, (asyncio.CancelledError, BreakerOpen, BulkheadFull, DeadlineExceeded)):
-        return False
-    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-        return True
-    root = _root(exc)
-    if isinstance(root, (*_connection_errors, *_timeouts)):
-        return True
-    return getattr(root, "sqlstate", None) in _TRANSIENT_SQLSTATES
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure that a second attempt may cure. Timeouts are not: repeating a slow call adds load."""
-    if not is_failure(exc):
-        return False
-    root = _root(exc)
-    if isinstance(root, _timeouts) or isinstance(exc, sa_exc.TimeoutError):
-        return False
-    return True
+    def is_transient(self, exc: BaseException) -> bool:
+        """A failure worth another attempt (a timeout is not: repeating a slow call adds load)."""

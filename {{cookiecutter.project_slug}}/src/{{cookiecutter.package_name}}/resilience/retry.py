@@ -15,7 +15,6 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 
 from . import deadline
-from .errors import is_transient
 
 
 class RetryBudget:
@@ -69,11 +68,12 @@ def retrying(
     initial_seconds: float,
     max_seconds: float,
     budget: RetryBudget,
+    transient: Callable[[BaseException], bool],
     on_exhausted: Callable[[], None] = lambda: None,
     on_retry: Callable[[RetryCallState], None] = lambda _state: None,
     sleep: Callable[[float], Any] | None = None,
 ) -> AsyncRetrying:
-    """Transient errors only, full-jitter exponential backoff, stopping at whichever limit comes first.
+    """``transient`` errors only, full-jitter exponential backoff, stopping at whichever limit comes first.
 
     Budget is checked last, so a token is spent only for a retry that will really happen.
     """
@@ -81,7 +81,7 @@ def retrying(
     if sleep is not None:
         options["sleep"] = sleep
     return AsyncRetrying(
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(transient),
         wait=wait_random_exponential(multiplier=initial_seconds, max=max_seconds),
         stop=stop_after_attempt(attempts) | _stop_before_deadline() | _stop_when_budget_spent(budget, on_exhausted),
         before_sleep=on_retry,

@@ -10,7 +10,9 @@ never into an error. Values read lately are served from the near cache (``near.p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Self, TypeVar, cast
 
 import redis.exceptions
@@ -20,17 +22,16 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 
-from ... import health
-from ...cache import CacheUnavailable, LocalCache
-from ...resilience import BreakerOpen, BulkheadFull, Dependency, register_driver_errors
+from ...cache import CacheUnavailable, LocalCache, RemoteCache
+from ...checks import Check, Result
+from ...resilience import BreakerOpen, BulkheadFull, DependencyUnavailable, Guard
 from ...settings import Group, PositiveInt, ResilienceSettings, Seconds, env_alias, group_config
 from ...shutdown import closing
 from .. import Assembly, Feature
 from .near import NearCache
 
-register_driver_errors(connection=(redis.exceptions.ConnectionError,), timeouts=(redis.exceptions.TimeoutError,))
 T = TypeVar("T")
-_UNAVAILABLE = (redis.exceptions.RedisError, BreakerOpen, BulkheadFull, OSError, TimeoutError)
+_UNAVAILABLE = (DependencyUnavailable, BreakerOpen, BulkheadFull, redis.exceptions.RedisError)
 
 
 class RedisSettings(Group):
@@ -112,12 +113,24 @@ def create_client(cfg: RedisSettings) -> Redis:
     return Redis.from_pool(pool)
 
 
-class RedisCache:
+class RedisErrors:
+    """The Redis guard's classifier: its connection errors, and its timeouts (the call timeout's too)."""
+
+    FAILURES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError, TimeoutError)
+
+    def is_failure(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.FAILURES)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, redis.exceptions.ConnectionError) and not isinstance(exc, redis.exceptions.TimeoutError)
+
+
+class RedisCache(RemoteCache):
     """The shared cache on Redis, every call under the ``redis`` guard and within the call timeout."""
 
     name = "redis"
 
-    def __init__(self, client: Redis, guard: Dependency, call_timeout_seconds: float, near: NearCache | None) -> None:
+    def __init__(self, client: Redis, guard: Guard, call_timeout_seconds: float, near: NearCache | None) -> None:
         self.client = client
         self.guard = guard
         self.call_timeout = call_timeout_seconds
@@ -166,35 +179,52 @@ class RedisCache:
             return await operation(*args)
 
 
-async def open_redis(assembly: Assembly) -> None:
+def ping_check(client: Redis, *, critical: bool) -> Check:
+    async def run() -> Result:
+        started = time.perf_counter()
+        await client.ping()
+        return Result("pass", round((time.perf_counter() - started) * 1000, 2), "ms")
+
+    return Check("redis:responseTime", "datastore", critical, run)
+
+
+@asynccontextmanager
+async def lifespan(assembly: Assembly) -> AsyncIterator[None]:
     cfg = assembly.settings.feature(RedisSettings)
     if not cfg.enabled:
+        yield
         return
     client = create_client(cfg)
-    assembly.stack.push_async_callback(closing("redis", client.aclose, assembly.settings.server.shutdown_close_seconds))
-    guard = Dependency(
-        "redis",
-        assembly.settings.feature(RedisResilienceSettings),
-        assembly.metrics,
-        call_timeout_seconds=cfg.call_timeout_seconds,
-        critical=cfg.critical,
-    )
-    assembly.guards.append(guard)
-    assembly.checks.append(
-        health.Check("redis:responseTime", "datastore", cfg.critical, lambda: health.timed(client.ping))
-    )
-    near = None
-    if cfg.near_cache:
-        cache = assembly.settings.cache
-        values = LocalCache(cache.local_max_items, cache.local_ttl_seconds)
-        near = NearCache(client.connection_pool, values, cfg.near_cache_staleness_seconds)
-        near.start()
-        assembly.stack.push_async_callback(near.close)
-    assembly.remote_cache = RedisCache(client, guard, cfg.call_timeout_seconds, near)
+    try:
+        guard = Guard(
+            "redis",
+            assembly.settings.feature(RedisResilienceSettings),
+            RedisErrors(),
+            assembly.metrics.guard("redis"),
+            call_timeout_seconds=cfg.call_timeout_seconds,
+            critical=cfg.critical,
+        )
+        assembly.guards.add(guard)
+        assembly.checks.add(ping_check(client, critical=cfg.critical))
+        near = None
+        if cfg.near_cache:
+            cache = assembly.settings.cache
+            values = LocalCache(cache.local_max_items, cache.local_ttl_seconds)
+            near = NearCache(client.connection_pool, values, cfg.near_cache_staleness_seconds)
+            near.start()
+        assembly.provide(Redis, client)  # for the parts that use Redis beyond the cache
+        assembly.provide(RemoteCache, RedisCache(client, guard, cfg.call_timeout_seconds, near))
+        try:
+            yield
+        finally:
+            if near is not None:
+                await near.close()
+    finally:
+        await closing("redis", client.aclose, assembly.settings.server.shutdown_close_seconds)()
 
 
 feature = Feature(
     "redis",
     settings={"redis": RedisSettings, "redis_resilience": RedisResilienceSettings},
-    open=open_redis,
+    lifespan=lifespan,
 )

@@ -4,22 +4,30 @@ With neither ``OTEL_EXPORTER_OTLP_ENDPOINT`` nor ``OTEL_EXPORTER_OTLP_TRACES_END
 nothing here and nothing of the trace SDK, the exporter or the instrumentations is imported: tracing off costs
 nothing per request. (FastAPI imports the OpenTelemetry API on its own; it stays idle.)
 
-With one set, ``open_tracing`` builds the pipeline (``pipeline.py``: sampler, batch processor, exporter, the
+With one set, the lifespan builds the pipeline (``pipeline.py``: sampler, batch processor, exporter, the
 dropped-spans counter) and wires the spans (``spans.py``): a server span per request from the request
-middleware's watcher seam, child spans of database statements and of the clients' calls (``clients/``), the
-guards' fast failures and retries as events of the request's span, and ``trace_id``/``span_id`` on every log
-line written inside a sampled span. At shutdown the last spans are flushed within ``SHUTDOWN_CLOSE_SECONDS``.
+middleware's watcher seam, child spans of database statements and of HTTPX calls, the guards' fast failures
+and retries as events of the request's span, and ``trace_id``/``span_id`` on every log line written inside a
+sampled span. The provider is offered to the parts opened after this one (``Assembly.find(Tracing)``),
+which trace their own clients with it. At shutdown the last spans are flushed within ``SHUTDOWN_CLOSE_SECONDS``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from ...db import Database
 from ...settings import Group, group_config
 from .. import Assembly, Feature
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 Sampler = Literal[
     "always_on",
@@ -84,26 +92,37 @@ class TracingSettings(Group):
         return {key.strip(): value.strip() for key, _, value in pairs}
 
 
-async def open_tracing(assembly: Assembly) -> None:
+@dataclass(frozen=True, slots=True)
+class Tracing:
+    """Traces are on: the parts opened after this one find it (``Assembly.find(Tracing)``) to trace their clients."""
+
+    provider: TracerProvider
+
+
+@asynccontextmanager
+async def lifespan(assembly: Assembly) -> AsyncIterator[None]:
     cfg = assembly.settings.feature(TracingSettings)
     if not cfg.enabled:
+        yield
         return
     # Imported only now: a service with tracing off never loads the SDK.
     from . import pipeline, spans
 
     traces = pipeline.open_pipeline(cfg, assembly.settings.service.name, assembly.metrics)
-    assembly.stack.push_async_callback(
-        pipeline.closing_pipeline(traces, assembly.settings.server.shutdown_close_seconds)
-    )
-    # The SDK warns once per span its full queue drops, from the request's own thread: the count is the metric.
-    batching = logging.getLogger("opentelemetry.sdk._shared_internal")
-    assembly.stack.callback(batching.setLevel, batching.level)
-    batching.setLevel(logging.ERROR)
-    tracer = traces.provider.get_tracer(__name__)
-    assembly.watchers.append(spans.ServerSpans(tracer, traces.keeps_new_trace, traces.ids))
-    assembly.stack.callback(spans.instrument(traces.provider, assembly.engine))
-    assembly.stack.callback(spans.note_guard_events())
-    assembly.stack.callback(spans.add_ids_to_log_records())
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(pipeline.closing_pipeline(traces, assembly.settings.server.shutdown_close_seconds))
+        # The SDK warns once per span its full queue drops, from the request's own thread: the count is the metric.
+        batching = logging.getLogger("opentelemetry.sdk._shared_internal")
+        stack.callback(batching.setLevel, batching.level)
+        batching.setLevel(logging.ERROR)
+        watcher = spans.ServerSpans(traces.provider.get_tracer(__name__), traces.keeps_new_trace, traces.ids)
+        assembly.hooks.watchers.append(watcher)
+        stack.callback(assembly.hooks.watchers.remove, watcher)
+        stack.callback(spans.instrument(traces.provider, assembly.get(Database).engine))
+        stack.callback(assembly.guards.listen(spans.note_guard_event))
+        stack.callback(spans.add_ids_to_log_records())
+        assembly.provide(Tracing, Tracing(traces.provider))
+        yield
 
 
-feature = Feature("tracing", settings={"tracing": TracingSettings}, open=open_tracing)
+feature = Feature("tracing", settings={"tracing": TracingSettings}, lifespan=lifespan)

@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 class Traces:
     provider: TracerProvider
     processor: CountingBatchProcessor
-    dropped: Counter
     ids: RequestIds
     keeps_new_trace: Callable[[int], bool]
 
@@ -99,7 +98,7 @@ def open_pipeline(cfg: TracingSettings, default_name: str, metrics: Metrics) -> 
     exporter = OTLPSpanExporter(endpoint=cfg.traces_url, timeout=cfg.exporter_otlp_timeout / 1000)
     processor = CountingBatchProcessor(CountingExporter(exporter, dropped.labels("export_failed")), dropped)
     provider.add_span_processor(processor)
-    return Traces(provider, processor, dropped, ids, keeps_new_trace(cfg.traces_sampler, cfg.traces_sampler_arg))
+    return Traces(provider, processor, ids, keeps_new_trace(cfg.traces_sampler, cfg.traces_sampler_arg))
 
 
 def sampler(name: str, ratio: float) -> Sampler:

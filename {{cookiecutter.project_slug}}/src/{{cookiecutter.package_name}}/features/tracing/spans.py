@@ -9,16 +9,17 @@ knows what the span needs (the route template, the status). ``make bench`` at th
 figures under load. The span starts with the method as its name and takes ``GET /route/{template}`` once routed; a
 W3C ``traceparent`` (any header of ``OTEL_PROPAGATORS``) makes it the caller's child.
 
-Statements get their spans from ``statements.py``; the clients' calls from their maintained instrumentations
-(``clients/``), given this provider. The service keeps its provider to itself rather than making it the
-global one, for FastAPI starts its own request spans, a second layer, as soon as a global provider is set. A
-route adds to the request's span through ``opentelemetry.trace.get_current_span()``.
+Statements get their spans from ``statements.py``, HTTPX calls from its maintained instrumentation, given this
+provider (a part with a client of its own instruments it likewise). The service keeps its provider to itself
+rather than making it the global one, for FastAPI starts its own request spans, a second layer, as soon as a
+global provider is set. A route adds to the request's span through ``opentelemetry.trace.get_current_span()``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from importlib.util import find_spec
 from typing import Any
 
 from opentelemetry import context, propagate, trace
@@ -27,8 +28,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Scope
 
-from ... import resilience
-from . import clients
 from .pipeline import RequestIds
 from .statements import StatementSpans
 
@@ -98,9 +97,9 @@ def _ids(span_context: trace.SpanContext) -> dict[str, str] | None:
 
 
 def instrument(provider: TracerProvider, engine: AsyncEngine) -> Callable[[], None]:
-    """Child spans of statements and of the clients' calls; returns the undo."""
+    """Child spans of statements and of HTTPX calls; returns the undo."""
     statements = StatementSpans(provider.get_tracer(__name__), engine.sync_engine)
-    undo = [statements.listen(engine.sync_engine), clients.instrument(provider)]
+    undo = [statements.listen(engine.sync_engine), _instrument_httpx(provider)]
 
     def uninstrument() -> None:
         for step in reversed(undo):
@@ -109,15 +108,26 @@ def instrument(provider: TracerProvider, engine: AsyncEngine) -> Callable[[], No
     return uninstrument
 
 
-def note_guard_events() -> Callable[[], None]:
-    """A guard's fast failures and retries become events of the span they happen in; returns the undo."""
+def _instrument_httpx(provider: TracerProvider) -> Callable[[], None]:
+    """Outgoing HTTPX calls: a client span each, and the trace carried on in ``traceparent``."""
+    if find_spec("httpx") is None:  # no HTTPX client in this service yet: nothing to trace
+        return lambda: None
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-    def note(dependency: str, event: str, attributes: Mapping[str, object]) -> None:
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.add_event(event, {"dependency": dependency, **attributes})  # type: ignore[dict-item]
+    instrumentor = HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
 
-    return resilience.listen(note)
+    def uninstrument() -> None:
+        instrumentor.uninstrument()
+
+    return uninstrument
+
+
+def note_guard_event(dependency: str, event: str, attributes: Mapping[str, object]) -> None:
+    """A guard's fast failures and retries become events of the span they happen in (``Guards.listen``)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.add_event(event, {"dependency": dependency, **attributes})  # type: ignore[dict-item]
 
 
 def add_ids_to_log_records() -> Callable[[], None]:
