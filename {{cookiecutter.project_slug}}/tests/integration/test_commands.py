@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }} import features
 
 PROJECT = Path(__file__).resolve().parents[2]
 PACKAGE = "{{ cookiecutter.package_name }}"
@@ -34,7 +34,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     """The embedded defaults on a free port, with a SQLite file and a metrics folder of this test's own."""
     (tmp_path / "metrics").mkdir()
     # Not a sub-make of a make that runs the tests: the make here is the one a developer types.
-    inherited = {k: v for k, v in os.environ.items() if k not in Settings.variables() and not k.startswith("MAKE")}
+    inherited = {k: v for k, v in os.environ.items() if k not in features.variables() and not k.startswith("MAKE")}
     return {
         **{k: v for k, v in inherited.items() if not k.startswith("PYTEST")},
         "PORT": str(free_port()),
