@@ -6,9 +6,12 @@ hook removes what was not chosen, and a new option is one more row in ``REMOVALS
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -63,18 +66,48 @@ def remove_unselected(answers: Mapping[str, str], project: Path) -> list[str]:
     return warnings
 
 
-def next_steps(slug: str) -> str:
-    """Return the commands to type next, in the order they are needed."""
-    return "\n".join(["", "Next steps:", f"  cd {slug}", "  make install", "  make run", "  make test", ""])
+def next_steps(project: Path, rendered: Mapping[str, object], invoked_in: str | None) -> str:
+    """Return the commands to type next, in the order they are needed.
+
+    ``cd`` takes the folder's name when the bake went into the folder cookiecutter was started in, and its full
+    path otherwise (``-o``, cruft, or a caller whose folder is unknown), so that the first command is always
+    right. A cruft bake (its context holds the template's commit) is committed first: the update path merges
+    against that commit.
+    """
+    output_dir = rendered.get("_output_dir")
+    same = isinstance(output_dir, str) and invoked_in and Path(output_dir).resolve() == Path(invoked_in).resolve()
+    steps = [f"cd {project.name if same else project}"]
+    if "_commit" in rendered:
+        steps.append('git init -q && git add -A && git commit -q -m "Bake from the service template"')
+    steps += ["make install", "make run", "make test"]
+    return "\n".join(["", "Next steps:", *(f"  {step}" for step in steps), ""])
+
+
+def rebaked(project: Path) -> bool:
+    """Whether this is a tool's scratch bake in a fresh temporary folder, where cruft re-bakes for ``check``,
+    ``diff`` and ``update``: nobody will ``cd`` there, so it gets no next steps."""
+    scratch = project.resolve().parent
+    return scratch.parent == Path(tempfile.gettempdir()).resolve() and scratch.name.startswith("tmp")
+
+
+def remove_own_copy(script: str) -> None:
+    """Delete this file when it is cookiecutter's rendered copy in the temporary folder (it never removes
+    them); the template's own ``hooks/`` file, which tests import, is never touched."""
+    path = Path(script).resolve()
+    if path.parent == Path(tempfile.gettempdir()).resolve() and path.name.startswith("tmp"):
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def main() -> None:
     """Trim the baked project, which is the working directory cookiecutter runs this hook in."""
+    remove_own_copy(sys.argv[0])  # Python has read it already
     rendered = json.loads(r"""{{ cookiecutter | jsonify }}""")
     answers = {key: str(value) for key, value in rendered.items() if not key.startswith("_")}
     for warning in remove_unselected(answers, Path.cwd()):
         print(f"warning: {warning}", file=sys.stderr)
-    print(next_steps(answers["project_slug"]))
+    if not rebaked(Path.cwd()):
+        print(next_steps(Path.cwd(), rendered, os.environ.get("PWD")))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,25 @@
 """Refuse bad answers before any file of the project is written.
 
 Every answer ends up in a folder name, an import, a manifest or a shell command, where a bad one fails late
-and far from its cause. Here it fails at once, with one line per answer naming the field and the rule.
-Standard library only: the hook runs in whatever Python runs cookiecutter.
+and far from its cause. Here it fails at once, with one line per answer naming the field and the rule. A value cookiecutter made
+from an earlier answer (the slug from the name, the package from the slug) is reported against the answer the
+user gave, since that is the one to change. The standard library and python-slugify only: the hook runs in
+whatever Python runs cookiecutter, which depends on python-slugify for its own ``slugify`` filter.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import keyword
 import re
 import sys
+import tempfile
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from slugify import slugify
 
 # The lists of cookiecutter.json's choice variables. A hook cannot read that file when it runs, so they are
 # repeated here, and tests/test_hooks.py fails when the two disagree.
@@ -139,22 +146,78 @@ RULES: dict[str, Callable[[str], str | None]] = {
 }
 
 
-def validate(answers: dict[str, str]) -> list[str]:
+# The answers whose default cookiecutter.json makes from an earlier answer, and how it makes them.
+SOURCES: dict[str, tuple[str, Callable[[str], str]]] = {
+    "project_slug": ("project_name", lambda name: slugify(name, max_length=63)),
+    "package_name": ("project_slug", lambda slug: slug.replace("-", "_")),
+}
+
+
+def _made_from_source(answers: Mapping[str, str], key: str) -> bool:
+    """Whether ``key``'s value is the one cookiecutter.json makes from its source answer (its default)."""
+    source, make = SOURCES[key]
+    return answers.get(key, "") == make(answers.get(source, ""))
+
+
+def _origin(answers: Mapping[str, str], key: str) -> str:
+    """The answer ``key``'s value was made from, followed back to one that was given rather than made."""
+    while key in SOURCES and _made_from_source(answers, key):
+        key = SOURCES[key][0]
+    return key
+
+
+def problem(answers: Mapping[str, str], key: str) -> str | None:
+    """The line refusing ``key``'s answer, or None when it breaks no rule.
+
+    A bad value made from an earlier answer names that answer, the one to change ("project_name: '!!!' makes
+    the project_slug ''..."), rather than a field the user never typed.
+    """
+    value = answers.get(key, "")
+    reason = RULES[key](value)
+    if reason is None:
+        return None
+    origin = _origin(answers, key)
+    if origin == key:
+        return f"{key}: {_show(value)} {reason}"
+    return (
+        f"{origin}: {_show(answers.get(origin, ''))} makes the {key} {_show(value)}, which {reason}:"
+        f" change the {origin}, or give the {key}"
+    )
+
+
+def validate(answers: Mapping[str, str]) -> list[str]:
     """One line per bad answer, naming the field and the rule it breaks; empty when every answer is good.
 
-    A missing answer counts as empty, so a rule still names it.
+    A missing answer counts as empty, so a rule still names it. A bad value made from an answer that is bad
+    itself adds no line: fixing that answer fixes both.
     """
-    problems = []
-    for key, rule in RULES.items():
-        value = answers.get(key, "")
-        reason = rule(value)
-        if reason is not None:
-            problems.append(f"{key}: {_show(value)} {reason}")
+    problems, refused = [], set()
+    for key in RULES:
+        line = problem(answers, key)
+        if line is None:
+            continue
+        refused.add(key)
+        if key in SOURCES and _made_from_source(answers, key) and SOURCES[key][0] in refused:
+            continue
+        problems.append(line)
     return problems
+
+
+def remove_own_copy(script: str) -> None:
+    """Delete this file when it is cookiecutter's rendered copy in the temporary folder.
+
+    cookiecutter writes each rendered hook there and never removes it (it left two files per bake); the
+    template's own ``hooks/`` file, which tests import, is never touched.
+    """
+    path = Path(script).resolve()
+    if path.parent == Path(tempfile.gettempdir()).resolve() and path.name.startswith("tmp"):
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def main() -> None:
     """Stop the bake with every problem listed at once, so one run is enough to fix them all."""
+    remove_own_copy(sys.argv[0])  # Python has read it already
     rendered = json.loads(r"""{{ cookiecutter | jsonify }}""")
     # Private keys hold lists and paths; an answer given as a number in a user config still counts as text.
     answers = {key: str(value) for key, value in rendered.items() if not key.startswith("_")}

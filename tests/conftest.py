@@ -31,6 +31,8 @@ from cookiecutter.main import cookiecutter
 TEMPLATE = Path(__file__).resolve().parents[1]
 DEFAULTS: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 SANDBOX = TEMPLATE / "scripts" / "container-sandbox"
+# For a make that a test runs as a user would: not a sub-make of the `make test` running the tests.
+MAKE_ENV = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
 
 
 def bake(output_dir: Path, **answers: Any) -> Path:
@@ -102,11 +104,36 @@ def project_venv(project: Path) -> Path:
     return bin_dir
 
 
+def containers_allowed() -> bool:
+    """Whether the container path may run: it installs system packages and builds images, so only when asked
+    (CONTAINERS=1; `make test` passes CONTAINERS=0 otherwise) or, with CONTAINERS unset, in CI (CI=true)."""
+    asked = os.environ.get("CONTAINERS", "")
+    return asked == "1" if asked else os.environ.get("CI") == "true"
+
+
+CONTAINERS_OFF = (
+    "container path off (it installs podman and builds images as root): CONTAINERS=1 make test runs it,"
+    " scripts/container-sandbox plan says what it would install and build"
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One worker runs every test that uses the container sandbox: it starts the Docker API and stops it."""
+    """One worker runs every test that uses the container sandbox: it starts the Docker API and stops it. Unless
+    the container path is allowed, those tests are skipped, each with the reason and how to run them."""
+    allowed = containers_allowed()
     for item in items:
         if "container_env" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("podman"))
+            if not allowed:
+                item.add_marker(pytest.mark.skip(reason=CONTAINERS_OFF))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Close the run with one line naming the container tests that did not run, and how to run them."""
+    skipped = [report for report in terminalreporter.stats.get("skipped", []) if CONTAINERS_OFF in str(report.longrepr)]
+    if skipped:
+        files = sorted({report.nodeid.split("::")[0] for report in skipped})
+        terminalreporter.write_line(f"{len(skipped)} tests did not run, in {', '.join(files)}: {CONTAINERS_OFF}")
 
 
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:

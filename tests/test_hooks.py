@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from cookiecutter.main import cookiecutter as cookiecutter_main
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 DEFAULTS: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
@@ -140,9 +142,61 @@ def test_bad_answer_yields_one_line_naming_the_field(field: str, value: str) -> 
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    """With no answers at all, every field that may not be empty is named, so one run is enough to fix them all."""
+    """With no answers at all, every field that may not be empty is named, so one run is enough to fix them all;
+    the slug and the package, made from the empty name, follow it without a line of their own."""
     fields = [problem.split(":")[0] for problem in pre_gen.validate({})]
-    assert fields == [field for field in pre_gen.RULES if field != "description"]
+    made = {"description", "project_slug", "package_name"}
+    assert fields == [field for field in pre_gen.RULES if field not in made]
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        pytest.param(
+            {"project_name": "!!!", "project_slug": "", "package_name": ""},
+            "project_name: '!!!' makes the project_slug '', which must be a DNS-1123 label",
+            id="name-without-letters",
+        ),
+        pytest.param(
+            {"project_name": "3D Prints", "project_slug": "3d-prints", "package_name": "3d_prints"},
+            "project_name: '3D Prints' makes the project_slug '3d-prints', which must be a DNS-1123 label",
+            id="name-leading-digit",
+        ),
+        pytest.param(
+            {"project_name": "Redis", "project_slug": "redis", "package_name": "redis"},
+            "project_name: 'Redis' makes the package_name 'redis', which must not be the import name of a dependency",
+            id="name-makes-a-dependency",
+        ),
+        pytest.param(
+            {"project_slug": "json", "package_name": "json"},
+            "project_slug: 'json' makes the package_name 'json', which must not be the name of a standard-library",
+            id="slug-makes-stdlib",
+        ),
+        pytest.param(
+            {"project_slug": "My Service", "package_name": "My Service"},
+            "project_slug: 'My Service' must be a DNS-1123 label",
+            id="bad-slug-alone",
+        ),
+    ],
+)
+def test_a_bad_made_value_names_the_answer_it_came_from(answers: dict[str, str], expected: str) -> None:
+    """A slug or package made from a typed answer is refused in one line naming that answer, which is the one to
+    change, and nothing about the fields made from a bad one."""
+    problems = pre_gen.validate({**GOOD, **answers})
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected), problems[0]
+
+
+def test_sources_make_what_cookiecutter_json_makes(tmp_path: Path) -> None:
+    """The hook's SOURCES make the slug and the package as cookiecutter.json's defaults do, so the hook can tell
+    a made value from a typed one."""
+    name = "Ça Déborde: 2 Tickets & More"
+    project = Path(
+        cookiecutter_main(str(TEMPLATE), no_input=True, output_dir=str(tmp_path), extra_context={"project_name": name})
+    )
+    slug = pre_gen.SOURCES["project_slug"][1](name)
+    assert project.name == slug
+    assert (project / "src" / pre_gen.SOURCES["package_name"][1](slug)).is_dir()
 
 
 def test_every_answer_has_a_rule() -> None:
@@ -227,12 +281,51 @@ def test_cli_refuses_bad_answer_and_leaves_nothing(tmp_path: Path, answer: str, 
     assert list(tmp_path.iterdir()) == [out]
 
 
+@pytest.mark.parametrize(
+    ("answer", "line"),
+    [
+        pytest.param("project_slug=My Service", "error: project_slug: 'My Service' must be a DNS-1123", id="slug"),
+        pytest.param("project_name=!!!", "error: project_name: '!!!' makes the project_slug ''", id="name"),
+        pytest.param("project_name=Redis", "error: project_name: 'Redis' makes the package_name", id="name-package"),
+    ],
+)
+def test_cli_names_the_answer_given_and_only_it(tmp_path: Path, answer: str, line: str) -> None:
+    """A bad answer, or a bad value made from it, is one line naming the answer given, none about the fields made
+    from it."""
+    result = cli_bake(tmp_path, answer)
+    assert result.returncode == 1
+    errors = [text for text in (result.stdout + result.stderr).splitlines() if text.strip()]
+    assert len(errors) == 1 and errors[0].startswith(line), errors
+
+
 def test_cli_good_bake(tmp_path: Path) -> None:
-    """Good answers bake a project folder named by the slug and print the next steps."""
+    """Good answers bake a project folder named by the slug and print the next steps, starting with a ``cd`` that
+    is right from where cookiecutter was run (``-o`` elsewhere: the full path)."""
     result = cli_bake(tmp_path, "project_slug=x-svc", "package_name=x_svc")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "x-svc").is_dir()
-    assert "cd x-svc" in result.stdout
+    assert f"  cd {tmp_path / 'x-svc'}\n" in result.stdout
+
+
+def test_cli_bake_here_says_cd_slug(tmp_path: Path) -> None:
+    """Baked into the folder cookiecutter runs in, the next steps say ``cd <slug>``."""
+    cmd = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE)]
+    env = {**os.environ, "PWD": str(tmp_path)}
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "  cd orders-service\n" in result.stdout
+
+
+def test_a_bake_leaves_no_hook_script_in_the_temporary_folder(tmp_path: Path) -> None:
+    """cookiecutter writes each rendered hook to the temporary folder and leaves it; the hooks delete their copy."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    cmd = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(tmp_path / "out")]
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "orders-service").is_dir()
+    assert list(scratch.iterdir()) == []
 
 
 def test_cli_unicode_name_bakes_ascii_names(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()
 
 from {{ cookiecutter.package_name }}.features import load_settings
 from {{ cookiecutter.package_name }}.observability import logging_config
+from {{ cookiecutter.package_name }}.ports import unavailable
 from {{ cookiecutter.package_name }}.settings import SettingsError
 
 try:
@@ -47,6 +48,11 @@ worker_tmp_dir = os.environ.get("WORKER_TMP_DIR") or ("/dev/shm" if Path("/dev/s
 
 
 def on_starting(server: Any) -> None:
+    # A taken port ends the start at once with one line naming PORT, rather than gunicorn's 5 s of retries and
+    # its "Can't connect". Not when gunicorn is handed its sockets (a USR2 re-exec, systemd's socket activation).
+    if not {"GUNICORN_FD", "LISTEN_FDS"} & os.environ.keys() and (problem := unavailable(_server.host, _server.port)):
+        sys.stderr.write(f"{problem}\n")
+        sys.exit(1)
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)

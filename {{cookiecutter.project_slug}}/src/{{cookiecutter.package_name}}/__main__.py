@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,30 +40,45 @@ def _masked(value: Any) -> Any:
 
 def check_config(settings: Settings) -> str:
     """The effective settings as JSON, secrets masked; the optional parts' groups sit beside the rest."""
+    from .db import effective_pool
+
     effective = settings.model_dump()
     effective |= effective.pop("features")
+    effective["db"] |= effective_pool(settings.db)  # what the engine runs, which SQLite's pool decides
     return orjson.dumps(_masked(effective), option=orjson.OPT_INDENT_2).decode()
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings) -> int:
     """The development server: one process, reload off, migrations applied first on the embedded SQLite."""
     import uvicorn
 
     from . import migrations
     from .app import create_app
+    from .ports import unavailable
     from .protocol import bounded_protocol
 
+    host = "127.0.0.1"
+    if problem := unavailable(host, settings.server.port):
+        print(problem, file=sys.stderr)
+        return 1
     if settings.db.is_sqlite:
         asyncio.run(migrations.upgrade(settings.db))
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
-        host="127.0.0.1",
+        host=host,
         port=settings.server.port,
         http=bounded_protocol(settings.server),
         limit_concurrency=settings.server.limit_concurrency,
         log_config=None,
         access_log=False,
     )
+    server = uvicorn.Server(config)
+    # uvicorn drains on SIGTERM or SIGINT, then raises the signal again for the handler it found before: a no-op
+    # here, so that a clean drain ends with 0, not by the signal (exit 143, and make's "*** Terminated").
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    return 0 if server.started else 3  # 3, as uvicorn: the start failed, and its lines say why
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(check_config(settings))
         return 0
     if args.command == "serve":
-        serve(settings)
-        return 0
+        return serve(settings)
     configure_logging(settings.service.log_level)  # a command's log lines are JSON, as the server's
     return runners[args.command](settings, args)
 

@@ -49,7 +49,7 @@ async def lifespan(assembly: Assembly) -> AsyncIterator[None]:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    asyncio.run(migrations.upgrade(settings.db))
+    print(asyncio.run(migrations.migrate(settings.db)))
     return 0
 
 

@@ -106,6 +106,24 @@ def create_engine(cfg: DbSettings, *, application_name: str = SERVICE, timeouts:
     return create_async_engine(url, **options)
 
 
+def effective_pool(cfg: DbSettings) -> dict[str, Any]:
+    """The pool ``create_engine`` builds for ``cfg``, in the settings' names: the DB_POOL_* values on PostgreSQL,
+    SQLAlchemy's own on SQLite (5 connections, 10 more on demand, 30 s, never recycled), which ignores them.
+    Connects to nothing."""
+    engine = create_engine(cfg)
+    pool = engine.sync_engine.pool
+    engine.sync_engine.dispose()
+    if not isinstance(pool, QueuePool):
+        return {"pool_size": None, "max_overflow": None}
+    recycle = pool._recycle  # no public accessors for these two
+    return {
+        "pool_size": pool.size(),
+        "max_overflow": pool._max_overflow,
+        "pool_timeout_seconds": pool.timeout(),
+        "pool_recycle_seconds": recycle if recycle >= 0 else None,
+    }
+
+
 @asynccontextmanager
 async def attempt_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A session for one guarded attempt, so that a retry starts on a fresh connection.

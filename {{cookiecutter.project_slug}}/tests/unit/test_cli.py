@@ -58,3 +58,36 @@ def test_a_new_shape_of_secret_is_masked_everywhere(
     with pytest.raises(SettingsError) as refused:
         Settings.from_env(groups)
     assert str(refused.value).startswith("KEYS_API_KEYS:") and "leaky-key-1234" not in str(refused.value)
+
+
+def test_check_config_shows_the_pool_sqlite_runs(
+    make_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the embedded SQLite, check-config shows the pool SQLAlchemy sizes itself, not DB_POOL_* it ignores."""
+    make_settings(DB_POOL_SIZE="7", DB_MAX_OVERFLOW="1")
+    assert main(["check-config"]) == 0
+    db = json.loads(capsys.readouterr().out)["db"]
+    assert (db["pool_size"], db["max_overflow"], db["pool_timeout_seconds"]) == (5, 10, 30.0)
+
+
+def test_check_config_shows_the_pool_settings_on_postgresql(
+    make_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On PostgreSQL, the engine's pool is the one DB_POOL_* describe, and check-config shows it."""
+    make_settings(DATABASE_URL="postgresql://app:pw@db/app", DB_POOL_SIZE="7", DB_MAX_OVERFLOW="1")
+    assert main(["check-config"]) == 0
+    db = json.loads(capsys.readouterr().out)["db"]
+    assert (db["pool_size"], db["max_overflow"], db["pool_timeout_seconds"]) == (7, 1, 3.0)
+
+
+def test_migrate_says_what_it_did_and_when_nothing_was_to_do(
+    make_settings: SettingsFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`migrate` ends with one line: the revisions it moved between, then, run again, that nothing was to apply."""
+    make_settings()
+    assert main(["migrate"]) == 0
+    first = capsys.readouterr().out.splitlines()[-1]
+    assert first.startswith("migrate: ")
+    assert main(["migrate"]) == 0
+    again = capsys.readouterr().out.splitlines()[-1]
+    assert again.startswith("migrate: nothing to apply, the database is at ")

@@ -69,6 +69,21 @@ async def applied(engine: AsyncEngine) -> frozenset[str]:
         return frozenset(await conn.scalars(text("SELECT version_num FROM alembic_version")))
 
 
+async def migrate(cfg: DbSettings) -> str:
+    """Apply the migrations; one line saying which revisions the database moved between, or that none."""
+    engine = create_engine(cfg, timeouts=False)
+    try:
+        before = await applied(engine)
+        await upgrade(cfg)
+        after = await applied(engine)
+    finally:
+        await engine.dispose()
+    at = ", ".join(sorted(after)) or "no revision (this code ships no migration yet)"
+    if before == after:
+        return f"migrate: nothing to apply, the database is at {at}"
+    return f"migrate: {', '.join(sorted(before)) or 'an empty database'} -> {at}"
+
+
 async def new_revision(cfg: DbSettings, message: str) -> None:
     """Autogenerate a revision from the difference between the models and the database."""
     engine = create_engine(cfg)
