@@ -135,6 +135,7 @@ RULES: dict[str, Callable[[str], str | None]] = {
     "author_name": _author_name,
     "author_email": _email,
     "port": _port,
+    "management_port": _port,
     **{key: _choice(key) for key in CHOICES},
 }
 
@@ -150,6 +151,8 @@ def validate(answers: dict[str, str]) -> list[str]:
         reason = rule(value)
         if reason is not None:
             problems.append(f"{key}: {_show(value)} {reason}")
+    if answers.get("management_port", "") == answers.get("port", "") != "":
+        problems.append(f"management_port: {_show(answers['port'])} must differ from port, the API's")
     return problems
 
 

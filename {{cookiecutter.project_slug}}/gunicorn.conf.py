@@ -32,7 +32,8 @@ _server = _settings.server
 
 wsgi_app = "{{ cookiecutter.package_name }}.app:create_app()"
 worker_class = "{{ cookiecutter.package_name }}.worker.Worker"
-bind = [f"{_server.host}:{_server.port}"]
+# The API (and the probes) on PORT; /metrics, /admin and /health/detailed on MANAGEMENT_PORT (management.py).
+bind = [f"{_server.host}:{_server.port}", f"{_server.host}:{_server.management_port}"]
 workers = _server.workers
 graceful_timeout = int(_server.graceful_timeout)
 timeout = int(_server.worker_timeout_seconds)

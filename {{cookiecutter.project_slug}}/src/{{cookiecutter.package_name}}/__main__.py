@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,7 +46,10 @@ def check_config(settings: Settings) -> str:
 
 
 def serve(settings: Settings) -> None:
-    """The development server: one process, reload off, migrations applied first on the embedded SQLite."""
+    """The development server: one process, reload off, migrations applied first on the embedded SQLite; the API
+    on 127.0.0.1:$PORT and the management routes on 127.0.0.1:$MANAGEMENT_PORT, one app and one lifespan."""
+    import socket
+
     import uvicorn
 
     from . import migrations
@@ -54,15 +58,22 @@ def serve(settings: Settings) -> None:
 
     if settings.db.is_sqlite:
         asyncio.run(migrations.upgrade(settings.db))
-    uvicorn.run(
-        create_app(settings),
-        host="127.0.0.1",
+    host, ports = "127.0.0.1", (settings.server.port, settings.server.management_port)
+    app = create_app(settings)  # first: it sets up the JSON logging
+    config = uvicorn.Config(
+        app,
+        host=host,
         port=settings.server.port,
         http=bounded_protocol(settings.server),
         limit_concurrency=settings.server.limit_concurrency,
         log_config=None,
         access_log=False,
     )
+    # uvicorn.run binds one socket; a Server given several serves each of them (as under gunicorn).
+    sockets = [socket.create_server((host, port)) for port in ports]
+    api, management = (f"http://{host}:{port}" for port in ports)
+    logging.getLogger(__package__).info("serving", extra={"api": api, "management": management})
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def main(argv: list[str] | None = None) -> int:
