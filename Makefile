@@ -6,6 +6,7 @@ DEMO_DIR := .bake/demo
 # checkov pins many libraries of its own, so it lives in a venv of its own.
 CHECKOV := .bake/checkov-venv/bin/checkov
 PORT ?= 8000
+MANAGEMENT_PORT ?= 9000
 # Most of the suite waits on installs, builds and the baked suites' servers: two workers overlap those waits.
 TEST_WORKERS ?= 2
 
@@ -27,10 +28,11 @@ $(BIN)/cookiecutter: | $(BIN)/python
 	$(BIN)/python -m pip install -q "$$(grep '^cookiecutter' requirements-test.txt)"
 
 # make hands SIGTERM to its child: exec makes that child the baked project's make, whose `run` execs the server.
-demo: $(BIN)/cookiecutter  ## bake the default answers and serve them on 127.0.0.1:$(PORT) (PORT=8001 make demo), embedded SQLite and cache
+demo: $(BIN)/cookiecutter  ## bake the default answers and serve the API on 127.0.0.1:$(PORT), /metrics and /admin on 127.0.0.1:$(MANAGEMENT_PORT), embedded SQLite and cache
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
 	$(BIN)/cookiecutter --no-input -o $(DEMO_DIR) .
-	cd $(DEMO_DIR)/* && exec $(MAKE) run PORT=$(PORT)
+	@echo "the API on http://127.0.0.1:$(PORT), /metrics, /admin and /health/detailed on http://127.0.0.1:$(MANAGEMENT_PORT)"
+	cd $(DEMO_DIR)/* && exec $(MAKE) run PORT=$(PORT) MANAGEMENT_PORT=$(MANAGEMENT_PORT)
 
 test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks (TEST_WORKERS=0: one process)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup

@@ -89,7 +89,8 @@ def test_dockerfile_structure(dockerfile: DockerfileParser) -> None:
     assert not any(COMPILERS.search(v) for v in values(final, "RUN")), "no compiler in the runtime stage"
     env = dockerfile.envs
     assert env["PYTHONUNBUFFERED"] == "1"
-    assert env["PORT"] == DEFAULTS["port"] and values(final, "EXPOSE") == [DEFAULTS["port"]]
+    assert env["PORT"] == DEFAULTS["port"] and env["MANAGEMENT_PORT"] == DEFAULTS["management_port"]
+    assert values(final, "EXPOSE") == [f"{DEFAULTS['port']} {DEFAULTS['management_port']}"]
     assert PurePosixPath(env["PROMETHEUS_MULTIPROC_DIR"]).is_relative_to("/tmp")
     labels = dockerfile.labels
     for label in ("title", "description", "version", "authors"):
@@ -204,7 +205,7 @@ def test_compose_runs_migrations_before_the_app(default_project: Path) -> None:
     assert services["migrate"]["image"] == services["app"]["image"]
     for name in ("postgres", "redis"):
         assert services[name]["healthcheck"]["test"][0] == "CMD"
-    assert f"{DEFAULTS['port']}:{DEFAULTS['port']}" in services["app"]["ports"]
+    assert services["app"]["ports"] == [f"{DEFAULTS['port']}:{DEFAULTS['port']}"], "the API port alone is published"
     assert services["app"]["read_only"] is True and "/tmp" in services["app"]["tmpfs"]
 
 
