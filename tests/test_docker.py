@@ -252,12 +252,13 @@ def test_image_command_serves_on_a_read_only_root(
     final = stages(dockerfile)[-1]
     env = dict(dockerfile.envs)
     path = env.pop("PATH").replace("/opt/venv/bin", str(default_bin)).rstrip(":")
-    port = str(free_port())
+    port, management = str(free_port()), str(free_port())
     env |= {
         "PATH": f"{path}:/usr/local/bin:/usr/bin:/bin",
         "PYTHONPATH": str(image_root / "site"),  # the package, as the image's venv holds it
         "HOME": "/nonexistent",  # the image user's home, which does not exist
         "PORT": port,
+        "MANAGEMENT_PORT": management,
     }
     command = exec_form(values(final, "CMD")[-1])
     unshare = ["unshare", "--mount", *([] if os.geteuid() == 0 else ["--map-root-user"])]
@@ -273,7 +274,7 @@ def test_image_command_serves_on_a_read_only_root(
         while subprocess.run(health, env=env, capture_output=True, timeout=10, check=False).returncode != 0:
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
             time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{management}/metrics", timeout=3) as response:
             assert response.status == 200  # the multiprocess directory is writable
         proc.send_signal(signal.SIGTERM)
         graceful = float(env.get("GRACEFUL_TIMEOUT", "30"))
