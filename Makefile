@@ -7,6 +7,7 @@ DEMO_DIR := .bake/demo
 # checkov pins many libraries of its own, so it lives in a venv of its own.
 CHECKOV := .bake/checkov-venv/bin/checkov
 PORT ?= 8000
+MANAGEMENT_PORT ?= 9000
 # Most of the suite waits on installs, builds and the baked suites' servers: two workers overlap those waits.
 TEST_WORKERS ?= 2
 # The container path installs system packages and builds images (scripts/container-sandbox): only when asked,
@@ -44,7 +45,7 @@ new: $(BIN)/cruft  ## bake a service with cruft into DIR (default ..): make new 
 
 # The demo bakes the working tree (uncommitted edits included) and runs the bake's server as make's own child, so
 # that SIGTERM reaches it straight from this make, which adds no "*** Terminated" line when it exits 0.
-demo: $(BIN)/cookiecutter  ## bake the default answers and serve them on 127.0.0.1:$(PORT) (PORT=8001 make demo), embedded SQLite and cache
+demo: $(BIN)/cookiecutter  ## bake the default answers and serve the API on 127.0.0.1:$(PORT), /metrics and /admin on 127.0.0.1:$(MANAGEMENT_PORT), embedded SQLite and cache
 	@stamp=$$(git ls-files -z --cached --others --exclude-standard -- $(TEMPLATE_FILES) 2>/dev/null \
 		| xargs -0 sha256sum 2>/dev/null | sha256sum | cut -c1-16); \
 	if git rev-parse --git-dir >/dev/null 2>&1 && [ "$$(cat $(DEMO_DIR)/.template 2>/dev/null)" = "$$stamp" ]; then \
@@ -54,7 +55,8 @@ demo: $(BIN)/cookiecutter  ## bake the default answers and serve them on 127.0.0
 		rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR) && $(BIN)/cookiecutter --no-input -o $(DEMO_DIR) . >/dev/null && \
 		$(MAKE) -s -C $(DEMO_DIR)/*/ install && echo "$$stamp" > $(DEMO_DIR)/.template; \
 	fi
-	cd $(DEMO_DIR)/*/ && export PORT=$(PORT) && exec .venv/bin/python -m "$$(sed -n 's/^PACKAGE := //p' Makefile)" serve
+	@echo "demo: the API on http://127.0.0.1:$(PORT), /metrics, /admin and /health/detailed on http://127.0.0.1:$(MANAGEMENT_PORT)"
+	cd $(DEMO_DIR)/*/ && export PORT=$(PORT) MANAGEMENT_PORT=$(MANAGEMENT_PORT) && exec .venv/bin/python -m "$$(sed -n 's/^PACKAGE := //p' Makefile)" serve
 
 test: venv  ## bake, lint, type-check and test the baked services, then the template's own checks (TEST_WORKERS=0: one process; CONTAINERS=1: the container path too, as root)
 	@if [ "$(CONTAINERS)" = 1 ]; then scripts/container-sandbox plan; else \

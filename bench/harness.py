@@ -77,9 +77,13 @@ class Bench:
             package=self.package,
         )
 
-    def _start(self, name: str, cmd: list[str], env: dict[str, str], port: int, ready: str) -> procs.Server:
+    def _start(
+        self, name: str, cmd: list[str], env: dict[str, str], port: int, ready: str, management_port: int | None = None
+    ) -> procs.Server:
         log = self.tmp / f"{name}.log"
-        server = procs.start(name, cmd, env=env, cwd=self.project, log=log, port=port, ready_path=ready)
+        server = procs.start(
+            name, cmd, env=env, cwd=self.project, log=log, port=port, ready_path=ready, management_port=management_port
+        )
         self.stack.callback(server.stop)
         return server
 
@@ -92,10 +96,11 @@ class Bench:
         extra_env: dict[str, str] | None = None,
     ) -> procs.Server:
         """A: ``gunicorn -c gunicorn.conf.py`` as generated (``app`` overrides its wsgi_app)."""
-        port = procs.free_port()
+        port, management = procs.free_port(), procs.free_port()  # /metrics is on the management port
         cmd = [str(self.bin / "gunicorn"), "-c", "gunicorn.conf.py", *([app] if app else [])]
         env = self.env(name, port, database_url) | ({"LOG_LEVEL": log_level} if log_level else {}) | (extra_env or {})
-        return self._start(name, cmd, env, port, "/health/ready")
+        env["MANAGEMENT_PORT"] = str(management)
+        return self._start(name, cmd, env, port, "/health/ready", management)
 
     def start_bare(self, name: str = "bare", extra_env: dict[str, str] | None = None) -> procs.Server:
         """B: the bare app on the service's worker class, with the service's server and pool settings."""

@@ -40,11 +40,27 @@ def seed(port: int, count: int) -> list[int]:
     return ids
 
 
-def cache_counts(port: int) -> dict[str, float]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/metrics")
-    text = conn.getresponse().read().decode()
-    conn.close()
+def scrape(server: procs.Server) -> str:
+    """The service's /metrics: on its management port, or on its API port for a template from before it (--ref)."""
+    for port in (server.management_port, server.port):
+        if port is None:
+            continue
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            response = conn.getresponse()
+            text = response.read().decode()
+        except ConnectionRefusedError:
+            continue
+        finally:
+            conn.close()
+        if response.status == 200:
+            return text
+    raise RuntimeError(f"{server.name}: no /metrics on port {server.management_port} or {server.port}")
+
+
+def cache_counts(server: procs.Server) -> dict[str, float]:
+    text = scrape(server)
     counts = {}
     for line in text.splitlines():
         if line.startswith("cache_requests_total{"):
@@ -81,7 +97,7 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
         if key in reads:
             if not ids:  # seeded now, so that every id is in Redis well within its TTL
                 ids = seed(service.port, 100)
-                before = cache_counts(service.port)
+                before = cache_counts(service)
             paths = tuple(f"/api/v1/items/{item_id}" for item_id in ids)
             request = Request(path=paths[0], paths=paths)
             b_paths = tuple(f"{reads[key]}/{item_id}" for item_id in ids)
@@ -96,7 +112,7 @@ def throughput(bench: Bench, results: dict[str, Any]) -> None:
             say(f"{label}: pair {n + 1}: A {pair['A']['rps']:.0f} req/s, B {pair['B']['rps']:.0f} req/s")
         results["routes"][key] = {"label": label, "pairs": pairs, "summary": report.route_summary(pairs)}
         if key == "read-asyncpg":  # the last of the three reads
-            after = cache_counts(service.port)
+            after = cache_counts(service)
             results["routes"][key]["cache_A"] = {name: after[name] - before.get(name, 0) for name in after}
     results["rss_mib"] = {
         "A service": round(service.rss_mib(), 1),

@@ -63,6 +63,7 @@ class Server:
     log: Path
     started_at: float
     ready_seconds: float = 0.0
+    management_port: int | None = None  # the service's /metrics (the bare app has none)
 
     @property
     def url(self) -> str:
@@ -105,7 +106,15 @@ class Server:
 
 
 def start(
-    name: str, cmd: list[str], *, env: dict[str, str], cwd: Path, log: Path, port: int, ready_path: str
+    name: str,
+    cmd: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    log: Path,
+    port: int,
+    ready_path: str,
+    management_port: int | None = None,
 ) -> Server:
     """Spawn ``cmd`` pinned to the server CPU and return once ``ready_path`` answers 200.
 
@@ -117,7 +126,7 @@ def start(
             pinned(cmd, SERVER_CPU), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,  # its own group: stop() can take master and worker
         )  # fmt: skip
-    server = Server(name, process, port, log, started)
+    server = Server(name, process, port, log, started, management_port=management_port)
     deadline = started + 60
     while True:
         if process.poll() is not None:

@@ -81,7 +81,8 @@ def check(
 
 def service_env(*, database_url: str, redis_url: str, port: int, metrics_dir: Path, package: str) -> dict[str, str]:
     """The environment of one gunicorn: the caller's, with the servers, one worker, and the bench's names."""
-    ours = ("DATABASE_URL", "REDIS_URL", "PORT", "HOST", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR", "VIRTUAL_ENV")
+    ports = ("PORT", "MANAGEMENT_PORT")
+    ours = ("DATABASE_URL", "REDIS_URL", *ports, "HOST", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR", "VIRTUAL_ENV")
     env = {key: value for key, value in os.environ.items() if key not in ours and not key.startswith("PYTEST")}
     return env | {
         "DATABASE_URL": database_url,

@@ -142,6 +142,7 @@ RULES: dict[str, Callable[[str], str | None]] = {
     "author_name": _author_name,
     "author_email": _email,
     "port": _port,
+    "management_port": _port,
     **{key: _choice(key) for key in CHOICES},
 }
 
@@ -200,6 +201,8 @@ def validate(answers: Mapping[str, str]) -> list[str]:
         if key in SOURCES and _made_from_source(answers, key) and SOURCES[key][0] in refused:
             continue
         problems.append(line)
+    if answers.get("management_port", "") == answers.get("port", "") != "":
+        problems.append(f"management_port: {_show(answers['port'])} must differ from port, the API's")
     return problems
 
 

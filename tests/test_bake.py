@@ -87,19 +87,21 @@ def test_make_installs_only_when_pyproject_or_the_lock_changes(
 
 
 def test_make_demo_serves_and_sigterm_to_it_stops_the_server(tmp_path: Path) -> None:
-    """`make demo` bakes and serves on PORT; SIGTERM to make alone (a process manager's stop) stops the
-    server rather than orphaning it."""
-    port, log = free_port(), tmp_path / "demo.log"
-    command = ["make", "demo", f"DEMO_DIR={tmp_path / 'demo'}", f"PORT={port}"]
+    """`make demo` bakes and serves the API on PORT and the metrics on MANAGEMENT_PORT, printing both addresses;
+    SIGTERM to make alone (a process manager's stop) stops the server rather than orphaning it."""
+    port, management, log = free_port(), free_port(), tmp_path / "demo.log"
+    command = ["make", "demo", f"DEMO_DIR={tmp_path / 'demo'}", f"PORT={port}", f"MANAGEMENT_PORT={management}"]
     with log.open("w") as out:
         make = subprocess.Popen(command, cwd=TEMPLATE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         waited = wait_for("the demo", lambda: answers(f"http://127.0.0.1:{port}/health/ready"), timeout=600)
         print(f"\n[figure] make demo answered ready after {waited:.0f} s")
+        assert answers(f"http://127.0.0.1:{management}/metrics")
+        assert f"http://127.0.0.1:{port}" in log.read_text() and f"http://127.0.0.1:{management}" in log.read_text()
         make.send_signal(signal.SIGTERM)
         make.wait(timeout=30)
         wait_for("the server to stop", lambda: not answers(f"http://127.0.0.1:{port}/health/live"), timeout=10)
-        assert not listening(port), "the server still listens after make was stopped"
+        assert not listening(port) and not listening(management), "the server still listens after make was stopped"
     finally:
         with contextlib.suppress(ProcessLookupError):  # whatever is left of the demo's process group
             os.killpg(make.pid, signal.SIGKILL)
@@ -147,7 +149,9 @@ COMBINATIONS = [
     pytest.param({"include_error_reports": "yes"}, "error-reports", id="error-reports"),
     pytest.param({"ci": "none"}, "unit", id="no-ci"),
     pytest.param({"license": "Proprietary"}, "unit", id="proprietary"),
-    pytest.param({"python_version": "3.12", "port": "9000"}, "unit", id="py312-port9000"),
+    pytest.param(
+        {"python_version": "3.12", "port": "9000", "management_port": "8000"}, "unit", id="py312-ports-swapped"
+    ),
     pytest.param({"python_version": "3.13"}, "unit", id="py313"),
     pytest.param({**NOTHING, "ci": "none", "license": "Proprietary"}, "full", id="minimal"),
     pytest.param({**EVERYTHING, "ci": "github", "license": "Apache-2.0"}, "unit", id="maximal"),

@@ -89,7 +89,8 @@ def test_dockerfile_structure(dockerfile: DockerfileParser) -> None:
     assert not any(COMPILERS.search(v) for v in values(final, "RUN")), "no compiler in the runtime stage"
     env = dockerfile.envs
     assert env["PYTHONUNBUFFERED"] == "1"
-    assert env["PORT"] == DEFAULTS["port"] and values(final, "EXPOSE") == [DEFAULTS["port"]]
+    assert env["PORT"] == DEFAULTS["port"] and env["MANAGEMENT_PORT"] == DEFAULTS["management_port"]
+    assert values(final, "EXPOSE") == [f"{DEFAULTS['port']} {DEFAULTS['management_port']}"]
     assert PurePosixPath(env["PROMETHEUS_MULTIPROC_DIR"]).is_relative_to("/tmp")
     labels = dockerfile.labels
     for label in ("title", "description", "version", "authors"):
@@ -204,7 +205,7 @@ def test_compose_runs_migrations_before_the_app(default_project: Path) -> None:
     assert services["migrate"]["image"] == services["app"]["image"]
     for name in ("postgres", "redis"):
         assert services[name]["healthcheck"]["test"][0] == "CMD"
-    assert f"{DEFAULTS['port']}:{DEFAULTS['port']}" in services["app"]["ports"]
+    assert services["app"]["ports"] == [f"{DEFAULTS['port']}:{DEFAULTS['port']}"], "the API port alone is published"
     assert services["app"]["read_only"] is True and "/tmp" in services["app"]["tmpfs"]
 
 
@@ -251,12 +252,13 @@ def test_image_command_serves_on_a_read_only_root(
     final = stages(dockerfile)[-1]
     env = dict(dockerfile.envs)
     path = env.pop("PATH").replace("/opt/venv/bin", str(default_bin)).rstrip(":")
-    port = str(free_port())
+    port, management = str(free_port()), str(free_port())
     env |= {
         "PATH": f"{path}:/usr/local/bin:/usr/bin:/bin",
         "PYTHONPATH": str(image_root / "site"),  # the package, as the image's venv holds it
         "HOME": "/nonexistent",  # the image user's home, which does not exist
         "PORT": port,
+        "MANAGEMENT_PORT": management,
     }
     command = exec_form(values(final, "CMD")[-1])
     unshare = ["unshare", "--mount", *([] if os.geteuid() == 0 else ["--map-root-user"])]
@@ -272,7 +274,7 @@ def test_image_command_serves_on_a_read_only_root(
         while subprocess.run(health, env=env, capture_output=True, timeout=10, check=False).returncode != 0:
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
             time.sleep(0.2)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{management}/metrics", timeout=3) as response:
             assert response.status == 200  # the multiprocess directory is writable
         proc.send_signal(signal.SIGTERM)
         graceful = float(env.get("GRACEFUL_TIMEOUT", "30"))

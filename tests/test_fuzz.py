@@ -42,7 +42,7 @@ SCHEMA_CHECKS = {
 }
 INPUT_CHECKS = {"negative_data_rejection", "positive_data_acceptance", "missing_required_header"}
 METHOD_CHECKS = {"unsupported_method", "allow_header_conformance"}
-PROBE = r"/health(/live|/ready|/startup|/detailed)?"
+PROBE = r"/health(/live|/ready|/startup)?"
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ def service(default_project: Path, default_bin: Path, tmp_path_factory: pytest.T
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "VIRTUAL_ENV"))}
     env |= {"DATABASE_URL": postgres.url, "REDIS_URL": redis.url, "PORT": str(port), "LOG_LEVEL": "WARNING"}
+    env["MANAGEMENT_PORT"] = str(free_port())  # not the default, which another bake's server may hold
     package = next(p.name for p in (default_project / "src").iterdir() if (p / "__init__.py").exists())
     python = str(default_bin / "python")
     log = workdir / "service.log"

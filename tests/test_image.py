@@ -68,22 +68,24 @@ def migrated(stack: Stack, service_image: str, image_project: Path) -> Stack:
 @dataclass
 class App:
     name: str
-    url: str
+    url: str  # the API port
+    management: str  # the management port: /metrics, /admin, /health/detailed
 
 
 @pytest.fixture
 def app(migrated: Stack, service_image: str) -> Iterator[App]:
-    """The image's own command (gunicorn), as the pod runs it, published on a free local port."""
-    name, port = f"app-{uuid.uuid4().hex[:8]}", free_port()
+    """The image's own command (gunicorn), as the pod runs it, its two ports published on free local ports."""
+    name, port, management = f"app-{uuid.uuid4().hex[:8]}", free_port(), free_port()
     podman(
         "run", "--detach", "--name", name, "--network", migrated.network, "--publish", f"127.0.0.1:{port}:8000",
+        "--publish", f"127.0.0.1:{management}:9000",
         *AS_THE_POD_RUNS_IT, *migrated.env, "-e", "WEB_CONCURRENCY=2", service_image,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         waited = wait_for("ready", lambda: answers(f"{url}/health/ready"))
         print(f"\n[figure] the container answered ready {waited:.1f} s after `podman run` returned")
-        yield App(name, url)
+        yield App(name, url, f"http://127.0.0.1:{management}")
     finally:
         print(logs(name)[-3000:])
         podman("rm", "--force", "--time", "0", name, check=False)
@@ -149,7 +151,8 @@ def test_the_image_holds_exactly_the_runtime_lock(service_image: str, image_proj
 
 
 def test_the_image_serves_as_the_pod_runs_it(app: App) -> None:
-    """Read-only root, user 10001, no capability; ready, an item written and read back, healthy."""
+    """Read-only root, user 10001, no capability; ready, an item written and read back, health and metrics on the
+    management port alone, healthy."""
     assert podman("exec", app.name, "id", "-u").stdout.strip() == "10001"
     effective = podman("exec", app.name, "grep", "CapEff", "/proc/1/status").stdout.split()[-1]
     assert int(effective, 16) == 0
@@ -160,7 +163,8 @@ def test_the_image_serves_as_the_pod_runs_it(app: App) -> None:
     assert status == 201, body
     item = json.loads(body)
     assert call("GET", f"{app.url}/api/v1/items/{item['id']}") == (200, body)
-    assert call("GET", f"{app.url}/health/detailed")[0] == 200
+    for path in ("/health/detailed", "/metrics"):
+        assert (call("GET", f"{app.management}{path}")[0], call("GET", f"{app.url}{path}")[0]) == (200, 404), path
     assert podman("healthcheck", "run", app.name).returncode == 0
     health = podman("inspect", "--format", "{{.State.Health.Status}}", app.name).stdout.strip()
     assert health == "healthy"

@@ -143,20 +143,38 @@ def test_manifests_pass_checkov(default_project: Path) -> None:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_ports_agree(rendered: dict[str, list[Obj]], settings: dict[str, Any], overlay: str) -> None:
-    """The container port, gunicorn's bind port (PORT), the Service's target, the probes and the scrape port agree."""
+    """The container ports, gunicorn's bind ports (PORT, MANAGEMENT_PORT), the Service's target, the probes and the
+    scrape port agree: the Service and the probes use the API port alone, the scrape the management port."""
     objects = rendered[overlay]
     container = container_of(objects)
-    port = int(one(objects, "ConfigMap")["data"]["PORT"])
-    assert port == settings["effective"]["server"]["port"]
-    assert [p["containerPort"] for p in container["ports"]] == [port]
+    data = one(objects, "ConfigMap")["data"]
+    port, management = int(data["PORT"]), int(data["MANAGEMENT_PORT"])
+    server = settings["effective"]["server"]
+    assert (port, management) == (server["port"], server["management_port"])
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http", port), ("management", management)]
     service_ports = one(objects, "Service")["spec"]["ports"]
-    assert [resolve_port(container, p["targetPort"]) for p in service_ports] == [port]
+    assert [resolve_port(container, p["targetPort"]) for p in service_ports] == [port], (
+        "the Service exposes the API only"
+    )
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert resolve_port(container, container[probe]["httpGet"]["port"]) == port
-    ingress = policy(objects)["spec"]["ingress"]
-    assert [resolve_port(container, p["port"]) for rule in ingress for p in rule["ports"]] == [port]
     annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/port"] == str(management)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policy_opens_the_management_port_to_monitoring_alone(
+    rendered: dict[str, list[Obj]], overlay: str
+) -> None:
+    """The NetworkPolicy admits any source to the API port, and only the namespace named monitoring (by the label
+    Kubernetes sets on every namespace) to the management port; no other port is open."""
+    objects = rendered[overlay]
+    container = container_of(objects)
+    data = one(objects, "ConfigMap")["data"]
+    ingress = policy(objects)["spec"]["ingress"]
+    rules = {resolve_port(container, p["port"]): rule.get("from") for rule in ingress for p in rule["ports"]}
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    assert rules == {int(data["PORT"]): None, int(data["MANAGEMENT_PORT"]): monitoring}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -288,13 +306,14 @@ def get(url: str) -> int:
 def test_probe_paths_answer(
     rendered: dict[str, list[Obj]], default_bin: Path, default_project: Path, tmp_path: Path
 ) -> None:
-    """Each probe path and the scrape path of the Deployment answer 200 on a running baked service."""
+    """Each probe path of the Deployment answers 200 on the API port of a running baked service, and its scrape path
+    on the management port (and 404 on the API port)."""
     container = container_of(rendered["base"])
     annotations = one(rendered["base"], "Deployment")["spec"]["template"]["metadata"]["annotations"]
     paths = [container[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe", "readinessProbe")]
-    paths.append(annotations["prometheus.io/path"])
-    port = free_port()
-    env = {"PATH": os.environ["PATH"], "PORT": str(port)}
+    scrape = annotations["prometheus.io/path"]
+    port, management = free_port(), free_port()
+    env = {"PATH": os.environ["PATH"], "PORT": str(port), "MANAGEMENT_PORT": str(management)}
     cmd = [str(default_bin / "python"), "-m", package_of(default_project), "serve"]
     with (tmp_path / "serve.log").open("w") as log:
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -309,6 +328,7 @@ def test_probe_paths_answer(
             assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-4000:]
             time.sleep(0.1)
         assert {path: get(f"http://127.0.0.1:{port}{path}") for path in paths} == dict.fromkeys(paths, 200)
+        assert (get(f"http://127.0.0.1:{management}{scrape}"), get(f"http://127.0.0.1:{port}{scrape}")) == (200, 404)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

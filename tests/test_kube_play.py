@@ -58,7 +58,8 @@ class Played:
     app_pod: str
     app: str  # the app container
     migrate: str  # the migration container
-    url: str  # the app pod's address on the network
+    url: str  # the app pod's address on the network, its API port
+    management: str  # the same address, its management port
     deployment: Obj
     config: dict[str, str]
     database_url: str
@@ -125,7 +126,8 @@ def played(image_project: Path, service_image: str, tmp_path_factory: pytest.Tem
             "inspect", "--format", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', infra
         ).stdout.strip()
         url = f"http://{address}:{config_map['data']['PORT']}"
-        yield Played(app_pod, f"{app_pod}-app", migrate, url, deployment, config_map["data"], database_url)
+        management = f"http://{address}:{config_map['data']['MANAGEMENT_PORT']}"
+        yield Played(app_pod, f"{app_pod}-app", migrate, url, management, deployment, config_map["data"], database_url)
     finally:
         for file in reversed(played_files):
             podman("kube", "down", file, check=False)
@@ -159,7 +161,8 @@ def test_the_pod_runs_as_the_manifest_says(played: Played) -> None:
 
 
 def test_the_probes_and_the_api_answer(played: Played) -> None:
-    """Every probe path of the Deployment answers 200 on the pod, and an item makes a round trip."""
+    """Every probe path of the Deployment answers 200 on the pod, an item makes a round trip, and the scrape path of
+    the pod's annotations answers on the management port alone."""
     container = played.deployment["spec"]["template"]["spec"]["containers"][0]
     paths = [container[probe]["httpGet"]["path"] for probe in ("startupProbe", "livenessProbe", "readinessProbe")]
     waited = wait_for("ready", lambda: answers(f"{played.url}{paths[-1]}"))
@@ -168,6 +171,8 @@ def test_the_probes_and_the_api_answer(played: Played) -> None:
     status, body = call("POST", f"{played.url}/api/v1/items", {"name": "played"})
     assert status == 201, body
     assert call("GET", f"{played.url}/api/v1/items/{json.loads(body)['id']}") == (200, body)
+    scrape = played.deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+    assert (call("GET", f"{played.management}{scrape}")[0], call("GET", f"{played.url}{scrape}")[0]) == (200, 404)
 
 
 def test_stopping_the_pod_drains_it_to_exit_0(played: Played) -> None:

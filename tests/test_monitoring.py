@@ -62,6 +62,28 @@ def test_prometheusrule_holds_the_same_rules(default_project: Path, rules: dict[
     assert resource["spec"]["groups"] == rules["groups"]
 
 
+def test_podmonitor_scrapes_the_management_port(default_project: Path, rules: dict[str, Any]) -> None:
+    """The PodMonitor selects the Deployment's pods, scrapes the container port named for MANAGEMENT_PORT on the
+    annotations' path, and gives the job the rules select."""
+    monitor = yaml.safe_load((default_project / "monitoring" / "prometheus" / "podmonitor.yaml").read_text())
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    base = default_project / "k8s" / "base"
+    pod = yaml.safe_load((base / "deployment.yaml").read_text())["spec"]["template"]
+    labels, annotations = pod["metadata"]["labels"], pod["metadata"]["annotations"]
+    ports = {port["name"]: port["containerPort"] for port in pod["spec"]["containers"][0]["ports"]}
+    configured = [
+        line for line in (base / "configmap.env").read_text().splitlines() if line.startswith("MANAGEMENT_PORT=")
+    ]
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert configured == [f"MANAGEMENT_PORT={ports[endpoint['port']]}"]
+    assert annotations["prometheus.io/port"] == str(ports[endpoint["port"]])
+    assert endpoint["path"] == annotations["prometheus.io/path"] == "/metrics"
+    job = labels[monitor["spec"]["jobLabel"]]
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert all(f'job="{job}"' in expr for expr in exprs if "job=" in expr) and any("job=" in e for e in exprs)
+
+
 def test_dashboard_is_plain_grafana_json(dashboard: dict[str, Any]) -> None:
     """The dashboard is copied unrendered: one data source variable, unique panel ids, a query in every panel."""
     text = json.dumps(dashboard)
@@ -122,11 +144,14 @@ def call(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int
 
 
 @contextmanager
-def serving(cmd: list[str], env: dict[str, str], cwd: Path, port: int) -> Iterator[str]:
-    """Run the service until the block ends, then stop it with SIGTERM; yields its base URL."""
+def serving(cmd: list[str], env: dict[str, str], cwd: Path) -> Iterator[tuple[str, str]]:
+    """Run the service on free ports until the block ends, then stop it with SIGTERM; yields its base URLs, the
+    API's and the management port's."""
+    port, management = free_port(), free_port()
+    env = {"PATH": os.environ["PATH"], **env, "PORT": str(port), "MANAGEMENT_PORT": str(management)}
     log_path = cwd / "service.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, cwd=cwd, env={"PATH": os.environ["PATH"], **env}, stdout=log, stderr=log)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -138,7 +163,7 @@ def serving(cmd: list[str], env: dict[str, str], cwd: Path, port: int) -> Iterat
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-4000:]
             time.sleep(0.1)
-        yield base
+        yield base, f"http://127.0.0.1:{management}"
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -148,8 +173,10 @@ def serving(cmd: list[str], env: dict[str, str], cwd: Path, port: int) -> Iterat
             proc.wait()
 
 
-def scrape(base: str) -> str:
-    status, body = call("GET", f"{base}/metrics")
+def scrape(base: str, management: str) -> str:
+    """A scrape of the management port, the one Prometheus is pointed at; the API port has no /metrics."""
+    assert call("GET", f"{base}/metrics")[0] == 404
+    status, body = call("GET", f"{management}/metrics")
     assert status == 200
     return body.decode()
 
@@ -163,17 +190,15 @@ def scrapes(default_bin: Path, default_project: Path, tmp_path_factory: pytest.T
     """Two real scrapes: gunicorn's workers after item traffic, and one process during a database outage."""
     package = next(p.name for p in (default_project / "src").iterdir() if (p / "__init__.py").exists())
     healthy = tmp_path_factory.mktemp("healthy")
-    port = free_port()
     env = {
         "DATABASE_URL": f"sqlite:///{healthy / 'items.db'}",
-        "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(healthy / "metrics"),
         "XDG_RUNTIME_DIR": str(healthy),  # gunicorn's control socket
     }
     run([str(default_bin / "python"), "-m", package, "migrate"], cwd=healthy, env={"PATH": os.environ["PATH"], **env})
     gunicorn = [str(default_bin / "gunicorn"), "-c", str(default_project / "gunicorn.conf.py")]
-    with serving(gunicorn, env, healthy, port) as base:
+    with serving(gunicorn, env, healthy) as (base, management):
         items = f"{base}/api/v1/items"
         for n in range(4):
             status, body = call("POST", items, {"name": f"item {n}"})
@@ -184,20 +209,18 @@ def scrapes(default_bin: Path, default_project: Path, tmp_path_factory: pytest.T
         assert call("GET", f"{items}?limit=2")[0] == 200
         assert call("POST", items, {"nope": 1})[0] == 422
         time.sleep(1.2)  # the metrics sampler runs every 0.5 s
-        healthy_text = scrape(base)
+        healthy_text = scrape(base, management)
 
     outage = tmp_path_factory.mktemp("outage")
-    port = free_port()
     env = {
         "DATABASE_URL": f"postgresql://app:app@127.0.0.1:{free_port()}/app",  # nothing listens there
-        "PORT": str(port),
         "DB_BREAKER_MINIMUM_CALLS": "2",
         "DB_RETRY_ATTEMPTS": "1",
     }
-    with serving([str(default_bin / "python"), "-m", package, "serve"], env, outage, port) as base:
+    with serving([str(default_bin / "python"), "-m", package, "serve"], env, outage) as (base, management):
         statuses = {call("GET", f"{base}/api/v1/items/{n}")[0] for n in range(1, 7)}
         assert statuses == {503}, statuses
-        outage_text = scrape(base)
+        outage_text = scrape(base, management)
     return {"healthy": healthy_text, "outage": outage_text}
 
 

@@ -33,7 +33,8 @@ _server = _settings.server
 
 wsgi_app = "{{ cookiecutter.package_name }}.app:create_app()"
 worker_class = "{{ cookiecutter.package_name }}.worker.Worker"
-bind = [f"{_server.host}:{_server.port}"]
+# The API (and the probes) on PORT; /metrics, /admin and /health/detailed on MANAGEMENT_PORT (management.py).
+bind = [f"{_server.host}:{_server.port}", f"{_server.host}:{_server.management_port}"]
 workers = _server.workers
 graceful_timeout = int(_server.graceful_timeout)
 timeout = int(_server.worker_timeout_seconds)
@@ -48,11 +49,13 @@ worker_tmp_dir = os.environ.get("WORKER_TMP_DIR") or ("/dev/shm" if Path("/dev/s
 
 
 def on_starting(server: Any) -> None:
-    # A taken port ends the start at once with one line naming PORT, rather than gunicorn's 5 s of retries and
-    # its "Can't connect". Not when gunicorn is handed its sockets (a USR2 re-exec, systemd's socket activation).
-    if not {"GUNICORN_FD", "LISTEN_FDS"} & os.environ.keys() and (problem := unavailable(_server.host, _server.port)):
-        sys.stderr.write(f"{problem}\n")
-        sys.exit(1)
+    # A taken port ends the start at once with one line naming its variable, rather than gunicorn's 5 s of retries
+    # and its "Can't connect". Not when gunicorn is handed its sockets (a USR2 re-exec, systemd's socket activation).
+    if not {"GUNICORN_FD", "LISTEN_FDS"} & os.environ.keys():
+        for variable, port in (("PORT", _server.port), ("MANAGEMENT_PORT", _server.management_port)):
+            if problem := unavailable(_server.host, port, variable):
+                sys.stderr.write(f"{problem}\n")
+                sys.exit(1)
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)

@@ -21,11 +21,14 @@ from sqlalchemy import text
 
 from {{ cookiecutter.package_name }} import features, migrations
 from {{ cookiecutter.package_name }}.db import Base, create_engine
-from {{ cookiecutter.package_name }}.settings import DbSettings, Settings, SettingsError
+from {{ cookiecutter.package_name }}.settings import DbSettings, ServerSettings, Settings, SettingsError
 from tests.routes import create_test_app
 from tests.servers import ServerHandle, postgres_server
 
 SettingsFactory = Callable[..., Settings]
+# An in-process client reaches the management port (/metrics, /admin, /health/detailed) by naming it in the URL:
+# httpx puts the URL's port in scope["server"], which the app reads. No test sets MANAGEMENT_PORT.
+MANAGEMENT = f"http://test:{ServerSettings.model_fields['management_port'].default}"
 
 
 @pytest.fixture

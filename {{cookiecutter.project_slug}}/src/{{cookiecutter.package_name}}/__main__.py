@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from typing import Any
@@ -49,7 +50,10 @@ def check_config(settings: Settings) -> str:
 
 
 def serve(settings: Settings) -> int:
-    """The development server: one process, reload off, migrations applied first on the embedded SQLite."""
+    """The development server: one process, reload off, migrations applied first on the embedded SQLite; the API
+    on 127.0.0.1:$PORT and the management routes on 127.0.0.1:$MANAGEMENT_PORT, one app and one lifespan."""
+    import socket
+
     import uvicorn
 
     from . import migrations
@@ -58,26 +62,31 @@ def serve(settings: Settings) -> int:
     from .protocol import bounded_protocol
 
     host = "127.0.0.1"
-    if problem := unavailable(host, settings.server.port):
-        print(problem, file=sys.stderr)
-        return 1
+    ports = {"PORT": settings.server.port, "MANAGEMENT_PORT": settings.server.management_port}
+    for variable, port in ports.items():
+        if problem := unavailable(host, port, variable):
+            print(problem, file=sys.stderr)
+            return 1
     if settings.db.is_sqlite:
         asyncio.run(migrations.upgrade(settings.db))
+    app = create_app(settings)  # first: it sets up the JSON logging
     config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=settings.server.port,
+        app,
         http=bounded_protocol(settings.server),
         limit_concurrency=settings.server.limit_concurrency,
         log_config=None,
         access_log=False,
     )
+    # uvicorn.run binds one socket; a Server given several serves each of them (as under gunicorn).
+    sockets = [socket.create_server((host, port)) for port in ports.values()]
+    api, management = (f"http://{host}:{port}" for port in ports.values())
+    logging.getLogger(__package__).info("serving", extra={"api": api, "management": management})
     server = uvicorn.Server(config)
     # uvicorn drains on SIGTERM or SIGINT, then raises the signal again for the handler it found before: a no-op
     # here, so that a clean drain ends with 0, not by the signal (exit 143, and make's "*** Terminated").
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 3  # 3, as uvicorn: the start failed, and its lines say why
 
 

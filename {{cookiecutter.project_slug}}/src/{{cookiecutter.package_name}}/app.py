@@ -17,13 +17,13 @@ from fastapi import FastAPI
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.telemetry import TelemetryConfig
 
-from . import __version__, admin, cache, database, errors, features, overload, probes
+from . import __version__, cache, database, errors, features, management, overload, probes
 from .cache import RemoteCache
 from .checks import HealthChecks, memory_check
 from .db import Database, pool_sampler
 from .features import Assembly, Feature
 from .metrics import Metrics
-from .middleware import BodyLimits, Limits, ProbeShortcut, RequestMiddleware, Telemetry
+from .middleware import BodyLimits, Limits, ManagementPort, ProbeShortcut, RequestMiddleware, Telemetry
 from .observability import AccessLog, RequestHooks, configure_logging
 from .resilience import Deadlines, Guards
 from .settings import Settings
@@ -66,18 +66,20 @@ def create_app(settings: Settings | None = None, *, extra: Sequence[Feature] = (
     for part in parts:
         for router in part.routers:
             app.include_router(router)
-    if settings.service.admin_token is not None:
-        app.include_router(admin.build_router(settings.service.admin_token.get_secret_value()))
-    app.add_route("/metrics", metrics.endpoint, include_in_schema=False)
     # Last: the request middleware sends probes to their router directly, so in the app's route table the probes
     # are only documented, and every other request would otherwise try their router's routes before its own.
-    probe_router = probes.build_router(
+    probe_router = probes.build_router(settings.health, lifecycle, checks, version=__version__)
+    app.include_router(probe_router)
+    detailed_health = probes.build_detailed_router(
         settings.health, lifecycle, checks, guards, service=settings.service.name, version=__version__
     )
-    app.include_router(probe_router)
 
     app.add_middleware(
         RequestMiddleware,
+        # /metrics, /admin and /health/detailed: on the management port only, which nothing but monitoring reaches.
+        management=ManagementPort(
+            settings.server.management_port, management.build_app(settings, metrics, detailed_health)
+        ),
         # Probes go straight to their own router, past every middleware and the app's route table: FastAPI
         # matches an included router's routes through a layer of its own, which cost liveness about 10% (see
         # `make bench` at the template root). FastAPI's innermost layer (it scopes dependencies with yield) stays.
@@ -87,12 +89,14 @@ def create_app(settings: Settings | None = None, *, extra: Sequence[Feature] = (
             BodyLimits(settings.server.max_body_bytes, settings.server.body_read_timeout_seconds),
             deadlines,
         ),
-        telemetry=Telemetry(metrics, access, unmetered=frozenset({"/metrics"})),
+        telemetry=Telemetry(metrics, access),
         hooks=hooks,
     )
-    # Outermost, so that a refusal costs nothing else (overload.py).
-    exempt = probes.probe_paths(settings.health) | {"/metrics"}
-    app.add_middleware(overload.AdmissionMiddleware, limit=admission, exempt=exempt)
+    # Outermost, so that a refusal costs nothing else (overload.py); probes and the management port never wait.
+    exempt = probes.probe_paths(settings.health)
+    app.add_middleware(
+        overload.AdmissionMiddleware, limit=admission, exempt=exempt, management_port=settings.server.management_port
+    )
     return app
 
 

@@ -44,8 +44,9 @@ class RequestWatch(Protocol):
         """The request is answered (``route`` is the template the router matched) and its access line written."""
 
 
-# Called by the request middleware as each request starts (not probes, not /metrics), in the request's task and
-# context: what it sets in a ContextVar, the app's code and log lines see. None: nothing to watch in this one.
+# Called by the request middleware as each request starts (not probes, nothing on the management port), in the
+# request's task and context: what it sets in a ContextVar, the app's code and log lines see. None: nothing to
+# watch in this one.
 RequestWatcher = Callable[[Scope], RequestWatch | None]
 # Called with each exception the service answers 500 for and the request's ASGI scope.
 ErrorHook = Callable[[BaseException, Scope], None]

@@ -11,8 +11,8 @@ import errno
 import socket
 
 
-def unavailable(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on, as one line naming PORT; None when it can."""
+def unavailable(host: str, port: int, variable: str = "PORT") -> str | None:
+    """Why ``host:port`` cannot be listened on, as one line naming ``variable``; None when it can."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -20,6 +20,6 @@ def unavailable(host: str, port: int) -> str | None:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return f"port {port} is in use on {host}: stop what listens there, or set PORT to a free port"
-            return f"cannot listen on {host}:{port} ({exc.strerror}): set PORT to another port"
+                return f"port {port} is in use on {host}: stop what listens there, or set {variable} to a free port"
+            return f"cannot listen on {host}:{port} ({exc.strerror}): set {variable} to another port"
     return None

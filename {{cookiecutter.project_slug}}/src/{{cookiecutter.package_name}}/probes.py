@@ -1,8 +1,9 @@
 """The probe routes (IETF draft-inadarei-api-health-check for the JSON bodies).
 
 Liveness awaits nothing; startup reads the lifecycle; readiness fails at once while draining, then runs the
-critical checks (``checks.py``); ``/health/detailed`` adds every guard's breaker and is token-protected once a
-token is set.
+critical checks (``checks.py``). These answer on the API port, the one they test. ``/health/detailed`` adds every
+guard's breaker and is token-protected once a token is set; it answers on the management port only
+(``management.py``).
 """
 
 from __future__ import annotations
@@ -49,20 +50,20 @@ def _ietf(results: dict[str, tuple[Check, Result]]) -> dict[str, list[dict[str, 
 
 
 def probe_paths(cfg: HealthSettings) -> frozenset[str]:
-    return frozenset(f"{cfg.path_prefix}{suffix}" for suffix in ("", "/live", "/ready", "/startup", "/detailed"))
+    """The probes' paths, which the API port answers past every middleware."""
+    return frozenset(f"{cfg.path_prefix}{suffix}" for suffix in ("", "/live", "/ready", "/startup"))
 
 
-def build_router(
-    cfg: HealthSettings, lifecycle: Lifecycle, checks: HealthChecks, guards: Guards, *, service: str, version: str
-) -> APIRouter:
-    """The probe routes. Liveness and startup read only ``lifecycle``; the others read ``checks`` (and ``guards``)."""
+HEALTH_JSON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {HEALTH_JSON: {"schema": {"type": "object"}}}}
+    for status, description in ((200, "Passing or warning"), (503, "Failing or draining"))
+}
+
+
+def build_router(cfg: HealthSettings, lifecycle: Lifecycle, checks: HealthChecks, *, version: str) -> APIRouter:
+    """The probe routes. Liveness and startup read only ``lifecycle``; the others read ``checks`` too."""
     router = APIRouter(prefix=cfg.path_prefix, tags=["health"])
-    token = cfg.token.get_secret_value().encode() if cfg.token else None
     unavailable: dict[int | str, dict[str, Any]] = {503: {"description": "Not ready, draining, or failing"}}
-    health_json: dict[int | str, dict[str, Any]] = {
-        status: {"description": description, "content": {HEALTH_JSON: {"schema": {"type": "object"}}}}
-        for status, description in ((200, "Passing or warning"), (503, "Failing or draining"))
-    }
 
     @router.get("/live", include_in_schema=True)
     async def live() -> Response:
@@ -90,16 +91,26 @@ def build_router(
             return _json({"status": "fail", "output": f"failing: {'; '.join(failing)}"}, 503, "application/json")
         return _json({"status": "pass"}, 200, "application/json")
 
-    @router.get("", response_class=HealthResponse, responses=health_json)
+    @router.get("", response_class=HealthResponse, responses=HEALTH_JSON_RESPONSES)
     async def summary() -> Response:
         status = "fail" if lifecycle.draining else overall(await checks.results())
         body = {"status": status, "version": version, "uptime_seconds": round(lifecycle.uptime_seconds, 1)}
         return _json(body, 503 if status == "fail" else 200)
 
+    return router
+
+
+def build_detailed_router(
+    cfg: HealthSettings, lifecycle: Lifecycle, checks: HealthChecks, guards: Guards, *, service: str, version: str
+) -> APIRouter:
+    """``/health/detailed``: every check and every guard's breaker, behind ``HEALTH_TOKEN`` once it is set."""
+    router = APIRouter(prefix=cfg.path_prefix, tags=["health"])
+    token = cfg.token.get_secret_value().encode() if cfg.token else None
+
     @router.get(
         "/detailed",
         response_class=HealthResponse,
-        responses={**health_json, 401: problem_response("Missing or wrong bearer token")},
+        responses={**HEALTH_JSON_RESPONSES, 401: problem_response("Missing or wrong bearer token")},
     )
     async def detailed(request: Request) -> Response:
         if token is not None and not bearer_matches(request.headers.get("authorization"), token):

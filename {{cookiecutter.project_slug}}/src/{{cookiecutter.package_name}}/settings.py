@@ -77,6 +77,8 @@ class ServiceSettings(Group):
 class ServerSettings(Group):
     host: str = Field("0.0.0.0", validation_alias=env_alias("HOST"))  # noqa: S104 - containers listen on all interfaces
     port: Annotated[int, Field(ge=1, le=65535)] = Field({{cookiecutter.port}}, validation_alias=env_alias("PORT"))
+    # /metrics, /admin and /health/detailed answer here only (management.py), a port no Service exposes.
+    management_port: Annotated[int, Field(ge=1, le=65535)] = Field({{cookiecutter.management_port}}, validation_alias=env_alias("MANAGEMENT_PORT"))
     workers: PositiveInt = Field(2, validation_alias=env_alias("WEB_CONCURRENCY"))
     graceful_timeout: Seconds = Field(30.0, validation_alias=env_alias("GRACEFUL_TIMEOUT"))
     keepalive_seconds: Seconds = Field(75.0, validation_alias=env_alias("KEEPALIVE_SECONDS"))
@@ -234,6 +236,8 @@ class Settings(BaseModel):
                 f"GRACEFUL_TIMEOUT ({server.graceful_timeout:g}s) must cover REQUEST_TIMEOUT "
                 f"({service.request_timeout:g}s) plus SHUTDOWN_CLOSE_SECONDS ({server.shutdown_close_seconds:g}s)"
             )
+        if self.server.management_port == self.server.port:
+            raise ValueError(f"MANAGEMENT_PORT ({self.server.management_port}) must differ from PORT, the API's")
         if self.health.memory_warn_ratio > self.health.memory_fail_ratio:
             raise ValueError("HEALTH_MEMORY_WARN_RATIO must not exceed HEALTH_MEMORY_FAIL_RATIO")
         return self

@@ -12,7 +12,7 @@ import time
 import sentry_sdk
 
 from {{ cookiecutter.package_name }}.__main__ import check_config
-from tests.conftest import SettingsFactory, refusal
+from tests.conftest import MANAGEMENT, SettingsFactory, refusal
 from tests.error_reports.conftest import Secrets, failing_app
 from tests.error_reports.receiver import Receiver
 
@@ -92,7 +92,7 @@ async def test_client_errors_and_the_services_own_refusals_are_not_reported(
             "413 body too large": await client.post("/test/echo", content=b"{}" + b" " * 2000),
             "503 database down": await client.get("/test/query"),
             "breaker forced open": await client.post(
-                "/admin/breakers/database", json={"action": "force_open"}, headers=admin
+                f"{MANAGEMENT}/admin/breakers/database", json={"action": "force_open"}, headers=admin
             ),
             "503 breaker open": await client.get("/test/query"),
             "504 deadline": await client.get("/test/wait?seconds=2", headers={"X-Request-Timeout": "0.2"}),

@@ -34,6 +34,7 @@ def free_port() -> int:
 class Gunicorn:
     process: subprocess.Popen[bytes]
     url: str
+    management: str  # the management port's base URL: /metrics, /admin, /health/detailed
     log: Path
     metrics_dir: Path
 
@@ -52,12 +53,13 @@ class Gunicorn:
 @contextmanager
 def gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Iterator[Gunicorn]:
     """Serve the app and its test routes with ``gunicorn -c gunicorn.conf.py``; returns once liveness answers."""
-    port = free_port()
+    port, management_port = free_port(), free_port()
     metrics_dir = tmp_path / "metrics"
     log = tmp_path / "gunicorn.log"
     environment = {
         **{k: v for k, v in os.environ.items() if k not in features.variables() and not k.startswith("PYTEST")},
         "PORT": str(port),
+        "MANAGEMENT_PORT": str(management_port),
         "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": str(workers),
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
@@ -68,7 +70,7 @@ def gunicorn(tmp_path: Path, *, workers: int = 2, **env: str) -> Iterator[Gunico
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "tests.routes:create_test_app()"],
             cwd=PROJECT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    server = Gunicorn(process, f"http://127.0.0.1:{port}", log, metrics_dir)
+    server = Gunicorn(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{management_port}", log, metrics_dir)
     try:
         _wait_live(server)
         yield server

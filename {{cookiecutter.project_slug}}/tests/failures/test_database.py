@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from tests.conftest import SettingsFactory, serve
+from tests.conftest import MANAGEMENT, SettingsFactory, serve
 from tests.faults import FaultProxy
 from tests.routes import create_test_app
 from tests.servers import ServerHandle
@@ -101,7 +101,7 @@ async def test_slow_calls_open_the_breaker(make_settings: SettingsFactory, migra
     async with serve(create_test_app(settings)) as client:
         slow = [await timed(client, "GET", "/test/sleep", params={"seconds": 0.26}) for _ in range(5)]
         status, seconds, response = await timed(client, "GET", "/test/query")
-        breaker = (await client.get("/health/detailed")).json()["checks"]["database:circuitBreaker"][0]
+        breaker = (await client.get(f"{MANAGEMENT}/health/detailed")).json()["checks"]["database:circuitBreaker"][0]
     assert all(s == 200 for s, _, _ in slow)
     assert status == 503 and seconds < 0.05 and "retry-after" in response.headers
     assert breaker["state"] == "open"
@@ -141,7 +141,7 @@ async def test_pool_exhaustion_answers_503_within_the_pool_timeout(
             *(timed(client, "GET", "/test/sleep", params={"seconds": 1.5}) for _ in range(6))
         )
         after = await client.get("/test/query")
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get(f"{MANAGEMENT}/metrics")).text
     refused = [seconds for status, seconds, _ in results if status == 503]
     served = [seconds for status, seconds, _ in results if status == 200]
     print(f"\n[figure] pool of 2, 6 slow queries: {len(served)} served, {len(refused)} refused in {max(refused):.2f}s")
@@ -160,7 +160,7 @@ async def test_retry_storm_stays_within_budget(make_settings: SettingsFactory, m
         started = time.monotonic()
         statuses = [(await client.get("/test/query")).status_code for _ in range(calls)]
         elapsed = time.monotonic() - started
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get(f"{MANAGEMENT}/metrics")).text
     retried = _sample(metrics, 'retries_total{dependency="database",outcome="attempted"}')
     print(f"\n[figure] retry storm: {retried:.0f} retries for {calls} calls ({retried / calls:.1%}) in {elapsed:.1f}s")
     assert set(statuses) == {503}

@@ -23,7 +23,8 @@ from tests.failures.conftest import gunicorn
 from tests.servers import ServerHandle
 from tests.statements import StatementCounter
 
-PROBES = ("/health/live", "/health/ready", "/health/startup", "/health", "/health/detailed")
+PROBES = ("/health/live", "/health/ready", "/health/startup", "/health")
+MANAGEMENT = ("/metrics", "/admin/breakers", "/health/detailed")
 
 
 QUERY_OK = '{handler="/test/query",method="GET",status="200"}'
@@ -143,7 +144,7 @@ def test_killed_worker_is_replaced(tmp_path: Path, migrated: str) -> None:
         assert all(status(f"{server.url}/test/query") == 200 for _ in range(20))
         leftovers = [f.name for f in server.metrics_dir.glob("gauge_live*") if f"_{victim}." in f.name]
         assert leftovers == []
-        assert "db_pool_size" in httpx.get(f"{server.url}/metrics").text
+        assert "db_pool_size" in httpx.get(f"{server.management}/metrics").text
 
 
 def test_workers_exit_when_the_master_dies(tmp_path: Path, migrated: str) -> None:
@@ -168,6 +169,23 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def test_management_routes_answer_on_the_management_port_only(tmp_path: Path, migrated: str) -> None:
+    """Under gunicorn, /metrics, /admin and /health/detailed are 404 on the API port and answer on the management
+    port, which in turn serves neither the API nor the probes."""
+    token = "admin-token-7c1a"
+    with gunicorn(tmp_path, DATABASE_URL=migrated, ADMIN_TOKEN=token) as server:
+        auth = {"authorization": f"Bearer {token}"}
+        on_api = {path: httpx.get(f"{server.url}{path}", headers=auth).status_code for path in MANAGEMENT}
+        on_management = {path: httpx.get(f"{server.management}{path}", headers=auth) for path in MANAGEMENT}
+        strays = {path: status(f"{server.management}{path}") for path in ("/test/query", "/health/ready")}
+    assert on_api == dict.fromkeys(MANAGEMENT, 404)
+    assert {path: response.status_code for path, response in on_management.items()} == dict.fromkeys(MANAGEMENT, 200)
+    assert "http_requests_total" in on_management["/metrics"].text
+    assert on_management["/admin/breakers"].json()["database"]["state"] == "closed"
+    assert on_management["/health/detailed"].json()["status"] == "pass"
+    assert strays == {"/test/query": 404, "/health/ready": 404}
+
+
 def test_counters_from_two_workers_sum_in_one_scrape(tmp_path: Path, migrated: str) -> None:
     """Requests served by two workers add up in a single /metrics scrape, within one publishing interval."""
     with gunicorn(tmp_path, DATABASE_URL=migrated) as server:
@@ -180,7 +198,7 @@ def test_counters_from_two_workers_sum_in_one_scrape(tmp_path: Path, migrated: s
 
         assert set(asyncio.run(burst())) == {200}
         time.sleep(1.0)  # each worker publishes its counts every 0.5 s; the one answering the scrape, at once
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = httpx.get(f"{server.management}/metrics").text
         counter_files = list(server.metrics_dir.glob("counter_*.db"))
     served = sample(metrics, "http_requests_total", QUERY_OK)
     assert served == 200
@@ -228,11 +246,12 @@ def test_secrets_never_leak(tmp_path: Path, postgres: ServerHandle, migrated: st
     postgres.stop()
     with gunicorn(tmp_path, DATABASE_URL=migrated, HEALTH_TOKEN=token, DB_CONNECT_TIMEOUT_SECONDS="0.5") as server:
         auth = {"authorization": f"Bearer {token}"}
-        bodies = [httpx.get(f"{server.url}{path}", headers=auth).text for path in PROBES]
+        urls = [f"{server.url}{path}" for path in PROBES] + [f"{server.management}/health/detailed"]
+        bodies = [httpx.get(url, headers=auth).text for url in urls]
         bodies.append(httpx.get(f"{server.url}/test/query").text)
         postgres.start()
         wait_for(lambda: status(f"{server.url}/health/ready") == 200, timeout=10)
-        bodies += [httpx.get(f"{server.url}{path}", headers=auth).text for path in PROBES]
+        bodies += [httpx.get(url, headers=auth).text for url in urls]
         logs = server.log.read_text()
     config = subprocess.run(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", "check-config"],

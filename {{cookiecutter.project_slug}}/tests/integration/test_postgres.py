@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.conftest import client_for
+from tests.conftest import MANAGEMENT, client_for
 
 
 async def test_health_with_real_dependencies(services_settings: Settings) -> None:
     """With PostgreSQL up, readiness is 200 and detailed health passes with the check, the breaker and the pool."""
     async with client_for(services_settings) as client:
         assert (await client.get("/health/ready")).status_code == 200
-        body = (await client.get("/health/detailed")).json()
+        body = (await client.get(f"{MANAGEMENT}/health/detailed")).json()
     assert body["status"] == "pass"
     assert {"database:responseTime", "database:connections", "database:circuitBreaker"} <= body["checks"].keys()
 

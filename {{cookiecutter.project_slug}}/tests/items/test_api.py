@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import SettingsFactory, client_for, problem
+from tests.conftest import MANAGEMENT, SettingsFactory, client_for, problem
 from tests.items import UTC_TIMESTAMP
 
 
@@ -56,6 +56,6 @@ async def test_cache_aside_serves_repeated_reads(make_settings: SettingsFactory)
         item = (await client.post("/api/v1/items", json={"name": "nut"})).json()
         await client.get(f"/api/v1/items/{item['id']}")
         await client.get(f"/api/v1/items/{item['id']}")
-        body = (await client.get("/metrics")).text
+        body = (await client.get(f"{MANAGEMENT}/metrics")).text
     assert 'cache_requests_total{result="miss"} 1.0' in body
     assert 'cache_requests_total{result="hit"} 1.0' in body

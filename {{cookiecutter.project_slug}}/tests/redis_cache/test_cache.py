@@ -11,7 +11,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.conftest import SettingsFactory, client_for
+from tests.conftest import MANAGEMENT, SettingsFactory, client_for
 from tests.servers import ServerHandle
 
 
@@ -23,8 +23,8 @@ async def test_values_are_shared_through_redis(redis_settings: Settings, redis_h
         assert 0 < await redis.ttl("mine") <= redis_settings.cache.ttl_seconds
         await redis.set("theirs", b"v2")
         assert (await client.get("/test/cache/theirs")).content == b"v2"
-        health = (await client.get("/health/detailed")).json()
-        metrics = (await client.get("/metrics")).text
+        health = (await client.get(f"{MANAGEMENT}/health/detailed")).json()
+        metrics = (await client.get(f"{MANAGEMENT}/metrics")).text
     assert health["status"] == "pass"
     assert {"redis:responseTime", "redis:circuitBreaker"} <= health["checks"].keys()
     assert 'cache_requests_total{result="hit"} 1.0' in metrics
@@ -46,15 +46,17 @@ async def test_redis_down_degrades_and_recovers(redis_settings: Settings, redis_
             response = await client.get(f"/test/cache/{key}")
             reads.append((response.status_code, response.content, time.perf_counter() - started))
         ready = (await client.get("/health/ready")).status_code
-        degraded = (await client.get("/health/detailed")).json()
+        degraded = (await client.get(f"{MANAGEMENT}/health/detailed")).json()
         redis_handle.start()
         started = time.monotonic()
-        while (await client.get("/health/detailed")).json()["checks"]["redis:responseTime"][0]["status"] != "pass":
+        while (await client.get(f"{MANAGEMENT}/health/detailed")).json()["checks"]["redis:responseTime"][0][
+            "status"
+        ] != "pass":
             assert time.monotonic() - started < 10, "redis check did not pass again"
             await asyncio.sleep(0.1)
         back = time.monotonic() - started
         await client.put("/test/cache/again", content=b"x")
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get(f"{MANAGEMENT}/metrics")).text
     slowest = max(seconds for _status, _body, seconds in reads)
     ok = [status for status, _body, _seconds in reads].count(200)
     print(f"\n[figure] redis down: reads {ok}/{len(reads)} ok, slowest {slowest * 1000:.0f} ms; back in {back:.2f}s")
@@ -86,7 +88,7 @@ async def test_a_hung_redis_costs_a_read_one_call_timeout(redis_settings: Settin
             return reads
 
         reads = [read for reads in await asyncio.gather(*(reader() for _ in range(4))) for read in reads]
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get(f"{MANAGEMENT}/metrics")).text
     failures = re.search(r'dependency_calls_total\{dependency="redis",outcome="failure"\} (\S+)', metrics)
     state = re.search(r'^breaker_state\{dependency="redis"\} (\S+)$', metrics, re.M)
     assert failures is not None and state is not None
@@ -119,12 +121,13 @@ async def test_a_healed_redis_reads_half_open_without_any_traffic(
         redis_handle.stop()
         for i in range(10):
             await client.get(f"/test/cache/k{i}")
-        opened = (await client.get("/admin/breakers", headers=auth)).json()["redis"]
+        opened = (await client.get(f"{MANAGEMENT}/admin/breakers", headers=auth)).json()["redis"]
         redis_handle.start()
         await asyncio.sleep(2.5)  # well past the open duration (1 s, give or take its jitter), with no request
-        gauge = re.search(r'^breaker_state\{dependency="redis"\} (\S+)$', (await client.get("/metrics")).text, re.M)
-        admin = (await client.get("/admin/breakers", headers=auth)).json()["redis"]
-        health = (await client.get("/health/detailed")).json()["checks"]["redis:circuitBreaker"][0]
+        metrics = (await client.get(f"{MANAGEMENT}/metrics")).text
+        gauge = re.search(r'^breaker_state\{dependency="redis"\} (\S+)$', metrics, re.M)
+        admin = (await client.get(f"{MANAGEMENT}/admin/breakers", headers=auth)).json()["redis"]
+        health = (await client.get(f"{MANAGEMENT}/health/detailed")).json()["checks"]["redis:circuitBreaker"][0]
     assert opened["state"] == "open"
     assert gauge is not None and float(gauge.group(1)) == 1.0
     assert admin["state"] == health["observedValue"] == "half_open"

@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from {{ cookiecutter.package_name }} import features
 from {{ cookiecutter.package_name }}.features.tracing.pipeline import keeps_new_trace, sampler
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.conftest import SettingsFactory, refusal, serve
+from tests.conftest import MANAGEMENT, SettingsFactory, refusal, serve
 from tests.tracing.conftest import create_traced_app
 from tests.tracing.receiver import ReceivedSpan, Receiver, closed_port, hung_collector
 
@@ -150,7 +150,7 @@ async def timed_requests(
                 seconds.append(time.perf_counter() - started)
                 statuses.append(response.status_code)
         await asyncio.sleep(0.5)  # the exports under way fail meanwhile, and count their spans
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get(f"{MANAGEMENT}/metrics")).text
         closing = time.perf_counter()
     return statuses, seconds, metrics, time.perf_counter() - closing
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from starlette.types import Scope
 
-from tests.conftest import SettingsFactory, client_for, problem
+from tests.conftest import MANAGEMENT, SettingsFactory, client_for, problem
 
 PROBLEM = "application/problem+json"
 
@@ -113,10 +113,10 @@ async def test_probes_are_neither_logged_nor_counted(
     """Probe requests leave no access log line and no request metric."""
     async with client_for(make_settings()) as client:
         captured_logs()
-        for path in ("/health/live", "/health/ready", "/health/startup", "/health", "/health/detailed"):
+        for path in ("/health/live", "/health/ready", "/health/startup", "/health"):
             assert (await client.get(path)).status_code == 200
         logged = captured_logs()
-        metrics = (await client.get("/metrics")).text
+        metrics = (await client.get(f"{MANAGEMENT}/metrics")).text
     assert not [line for line in logged if '"message":"request"' in line]
     assert 'handler="/health' not in metrics
 
@@ -127,7 +127,7 @@ async def test_metrics_count_requests_by_route_template(make_settings: SettingsF
         for key in ("a", "b", "c"):
             await client.get(f"/test/cache/{key}")
         await client.get("/health/live")
-        body = (await client.get("/metrics")).text
+        body = (await client.get(f"{MANAGEMENT}/metrics")).text
     assert 'http_requests_total{handler="/test/cache/{key}",method="GET",status="404"} 3.0' in body
     assert 'handler="/health/live"' not in body
 
@@ -138,7 +138,7 @@ async def test_the_in_process_cache_serves_what_was_stored(make_settings: Settin
         assert (await client.put("/test/cache/k", content=b"v")).status_code == 204
         assert (await client.get("/test/cache/k")).content == b"v"
         assert (await client.get("/test/cache/other")).status_code == 404
-        body = (await client.get("/metrics")).text
+        body = (await client.get(f"{MANAGEMENT}/metrics")).text
     assert 'cache_requests_total{result="hit"} 1.0' in body
     assert 'cache_requests_total{result="miss"} 1.0' in body
 
@@ -179,10 +179,10 @@ async def test_requests_in_progress_are_sampled(make_settings: SettingsFactory) 
     async with serve(app) as client:
         requests = [asyncio.create_task(client.get("/held")) for _ in range(3)]
         await asyncio.sleep(0.7)
-        during = (await client.get("/metrics")).text
+        during = (await client.get(f"{MANAGEMENT}/metrics")).text
         release.set()
         await asyncio.gather(*requests)
         await asyncio.sleep(0.7)
-        after = (await client.get("/metrics")).text
+        after = (await client.get(f"{MANAGEMENT}/metrics")).text
     assert "http_requests_inprogress 3.0" in during
     assert "http_requests_inprogress 0.0" in after

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from {{ cookiecutter.package_name }}.checks import Check, HealthChecks, Result, memory_check, overall
-from tests.conftest import SettingsFactory, client_for
+from tests.conftest import MANAGEMENT, SettingsFactory, client_for
 from tests.fakes import FakeClock
 
 
@@ -95,7 +95,7 @@ async def test_probes_on_embedded_defaults(make_settings: SettingsFactory) -> No
     async with client_for(make_settings()) as client:
         for path in ("/health/live", "/health/startup", "/health/ready", "/health"):
             assert (await client.get(path)).status_code == 200, path
-        detailed = await client.get("/health/detailed")
+        detailed = await client.get(f"{MANAGEMENT}/health/detailed")
     assert detailed.headers["content-type"] == "application/health+json"
     body = detailed.json()
     assert body["status"] == "pass"
@@ -107,10 +107,10 @@ async def test_probes_on_embedded_defaults(make_settings: SettingsFactory) -> No
 async def test_detailed_health_needs_the_token(make_settings: SettingsFactory) -> None:
     """With HEALTH_TOKEN set, /health/detailed answers 401 without the bearer token and 200 with it."""
     async with client_for(make_settings(HEALTH_TOKEN="s3cret-token")) as client:
-        assert (await client.get("/health/detailed")).status_code == 401
-        wrong = await client.get("/health/detailed", headers={"authorization": "Bearer nope"})
+        assert (await client.get(f"{MANAGEMENT}/health/detailed")).status_code == 401
+        wrong = await client.get(f"{MANAGEMENT}/health/detailed", headers={"authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        right = await client.get("/health/detailed", headers={"authorization": "Bearer s3cret-token"})
+        right = await client.get(f"{MANAGEMENT}/health/detailed", headers={"authorization": "Bearer s3cret-token"})
         assert right.status_code == 200
         assert "s3cret-token" not in right.text
 
@@ -118,22 +118,24 @@ async def test_detailed_health_needs_the_token(make_settings: SettingsFactory) -
 async def test_operators_control_breakers_with_the_admin_token(make_settings: SettingsFactory) -> None:
     """With ADMIN_TOKEN set, an operator can force the database breaker open (reads 503) and reset it."""
     async with client_for(make_settings(ADMIN_TOKEN="admin-token")) as client:
-        url = "/admin/breakers/database"
+        url = f"{MANAGEMENT}/admin/breakers/database"
         assert (await client.post(url, json={"action": "force_open"})).status_code == 401
         auth = {"authorization": "Bearer admin-token"}
         forced = await client.post(url, json={"action": "force_open"}, headers=auth)
         assert forced.json()["state"] == "forced_open"
-        assert (await client.get("/admin/breakers")).status_code == 401
-        assert (await client.get("/admin/breakers", headers=auth)).json()["database"]["state"] == "forced_open"
+        assert (await client.get(f"{MANAGEMENT}/admin/breakers")).status_code == 401
+        breakers = (await client.get(f"{MANAGEMENT}/admin/breakers", headers=auth)).json()
+        assert breakers["database"]["state"] == "forced_open"
         refused = await client.get("/test/query")
         assert refused.status_code == 503 and "retry-after" in refused.headers
         assert (await client.post(url, json={"action": "reset"}, headers=auth)).json()["state"] == "closed"
         assert (await client.get("/test/query")).status_code == 200
-        assert (await client.post("/admin/breakers/nope", json={"action": "reset"}, headers=auth)).status_code == 404
+        unknown = await client.post(f"{MANAGEMENT}/admin/breakers/nope", json={"action": "reset"}, headers=auth)
+        assert unknown.status_code == 404
 
 
 async def test_admin_routes_are_absent_without_a_token(make_settings: SettingsFactory) -> None:
     """Without ADMIN_TOKEN, no admin route exists."""
     async with client_for(make_settings()) as client:
-        response = await client.post("/admin/breakers/database", json={"action": "reset"})
+        response = await client.post(f"{MANAGEMENT}/admin/breakers/database", json={"action": "reset"})
     assert response.status_code == 404

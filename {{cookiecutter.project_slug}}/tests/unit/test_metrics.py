@@ -11,7 +11,7 @@ from prometheus_fastapi_instrumentator import metrics as instrumentator_metrics
 
 from {{ cookiecutter.package_name }} import migrations, probes
 from {{ cookiecutter.package_name }}.metrics import LATENCY_BUCKETS, Metrics
-from tests.conftest import SettingsFactory, serve
+from tests.conftest import MANAGEMENT, SettingsFactory, serve
 from tests.routes import create_test_app
 
 # Both sides of every bucket bound, zero, and values past the last bound.
@@ -72,8 +72,8 @@ async def test_the_sampler_publishes_every_interval_and_when_it_stops() -> None:
 async def test_http_metrics_match_prometheus_fastapi_instrumentator(make_settings: SettingsFactory) -> None:
     """The HTTP metrics the service records itself are the instrumentator's, configured as the service reports:
     exact status codes, route templates (untemplated paths as "none"), latency by handler and method in the same
-    buckets, probes and /metrics left out. Both run on one app for the same requests; every family, label name,
-    label value, count and bucket bound agrees."""
+    buckets, probes and the management port left out. Both run on one app for the same requests; every family,
+    label name, label value, count and bucket bound agrees."""
     settings = make_settings()
     app = create_test_app(settings)
     theirs = CollectorRegistry()
@@ -95,7 +95,7 @@ async def test_http_metrics_match_prometheus_fastapi_instrumentator(make_setting
             ("GET", "/health/live", None),
         ]:  # fmt: skip
             await client.request(method, path, content=body)
-        ours = (await client.get("/metrics")).text
+        ours = (await client.get(f"{MANAGEMENT}/metrics")).text
 
     def families(exposition: str) -> dict[str, dict[tuple[tuple[str, str], ...], float | None]]:
         """Every HTTP sample by name and labels, with its value where both sides must agree on it: each side

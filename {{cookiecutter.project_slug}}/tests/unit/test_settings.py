@@ -20,13 +20,13 @@ def test_conventional_names_work_as_they_are(make_settings: SettingsFactory) -> 
     """DATABASE_URL, PORT, WEB_CONCURRENCY and LOG_LEVEL are read without a prefix."""
     settings = make_settings(
         DATABASE_URL="postgresql://app:pw@db:5432/app",
-        PORT="9000",
+        PORT="8081",
         WEB_CONCURRENCY="4",
         LOG_LEVEL="debug",
         DB_POOL_SIZE="7",
     )
     assert settings.db.url.get_secret_value() == "postgresql+asyncpg://app:pw@db:5432/app"
-    assert (settings.server.port, settings.server.workers, settings.service.log_level) == (9000, 4, "DEBUG")
+    assert (settings.server.port, settings.server.workers, settings.service.log_level) == (8081, 4, "DEBUG")
     assert settings.db.pool_size == 7
 
 
