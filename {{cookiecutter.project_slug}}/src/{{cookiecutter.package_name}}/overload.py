@@ -7,10 +7,11 @@ offered three times what it can serve spends its core on the requests it admitte
 it, every request was admitted and they all queued in the event loop together: the successes came too late
 for their clients, and the probes waited behind them.
 
-Probes and the management port (``/metrics``, ``/admin``, ``/health/detailed``) are never refused nor counted, and readiness never fails because of load: a pod that
-sheds is still serving at capacity, and taking it out of the Service would move its load onto the others. The
-limit, the requests in flight, the queueing delay and the refusals are metrics (sampled with the others, so
-nothing per request), and ``/health/detailed`` warns while requests are being refused.
+Probes and the management port (``/metrics``, ``/admin``, ``/health/detailed``) are never refused nor
+counted, and readiness never fails because of load: a pod that sheds is still serving at capacity, and taking it
+out of the Service would move its load onto the others. The limit, the requests in flight, the queueing delay
+and the refusals are metrics (sampled with the others, so nothing per request), and ``/health/detailed`` warns
+while requests are being refused.
 """
 
 from __future__ import annotations
@@ -61,9 +62,7 @@ def limit_from(cfg: AdmissionSettings) -> Admission:
 
 
 class AdmissionMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, limit: Admission | None, exempt: frozenset[str], management_port: int
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, limit: Admission | None, exempt: frozenset[str], management_port: int) -> None:
         self.app = app
         self.limit = limit
         self.exempt = exempt

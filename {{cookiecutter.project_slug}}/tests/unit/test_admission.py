@@ -144,3 +144,51 @@ async def test_over_the_limit_waits_in_order_then_is_refused_at_the_door() -> No
     with pytest.raises(asyncio.CancelledError):
         await second
     assert admission.queued == 0 and admission.limit.in_flight == 3
+
+
+async def test_a_request_over_the_limit_is_refused_before_the_app_runs() -> None:
+    """With the one slot taken and one request already queued, the next is answered 503 problem+json with
+    Retry-After at once, and the app never sees it; probes and the management port pass regardless."""
+    from starlette.types import Message, Receive, Scope, Send
+
+    from {{ cookiecutter.package_name }}.overload import AdmissionMiddleware
+
+    cfg = LimitConfig(initial_limit=1, min_limit=1, max_limit=1, queue_delay=0.0, min_concurrency=1)
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["path"])
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    limit = Admission(GradientLimit(cfg))
+    middleware = AdmissionMiddleware(app, limit=limit, exempt=frozenset({"/live"}), management_port=9000)
+
+    async def call(path: str, port: int = 8000) -> list[Message]:
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        scope = {"type": "http", "path": path, "server": ("127.0.0.1", port), "headers": []}
+        await middleware(scope, receive, send)
+        return sent
+
+    first, queued = asyncio.create_task(call("/first")), asyncio.create_task(call("/queued"))
+    await asyncio.sleep(0)
+    refused = await call("/refused")
+    assert refused[0]["status"] == 503
+    headers = dict(refused[0]["headers"])
+    assert headers[b"retry-after"] == b"1" and headers[b"content-type"] == b"application/problem+json"
+    assert b'"status":503' in refused[1]["body"]
+    probe, management = asyncio.create_task(call("/live")), asyncio.create_task(call("/metrics", port=9000))
+    await asyncio.sleep(0)
+    assert seen == ["/first", "/live", "/metrics"]  # the exempt ones ran at once, past the full limit
+    release.set()
+    await asyncio.gather(first, queued, probe, management)
+    assert seen == ["/first", "/live", "/metrics", "/queued"] and "/refused" not in seen

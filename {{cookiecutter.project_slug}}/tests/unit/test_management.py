@@ -97,4 +97,4 @@ def test_the_development_server_serves_both_ports(make_settings: SettingsFactory
     assert f'"api":"http://127.0.0.1:{port}","management":"http://127.0.0.1:{management}"' in output
     assert output.count("Application startup complete") == 1
     assert "Application shutdown complete" in output
-    assert process.returncode == -signal.SIGTERM  # uvicorn raises the signal it caught again once it has shut down
+    assert process.returncode == 0  # a clean drain after SIGTERM
