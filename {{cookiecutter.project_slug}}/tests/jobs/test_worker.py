@@ -61,7 +61,7 @@ async def test_sigterm_finishes_short_jobs_releases_long_ones_and_exits_0(
 ) -> None:
     """On SIGTERM the worker takes no new job, finishes the ones that fit in its budget (2 s), puts the others
     back in the queue and exits 0 within the budget; another worker then runs those: none is lost."""
-    worker = start_worker()
+    worker = start_worker(JOBS_CONCURRENCY="4")  # busy with four: the fifth job stays queued
     for key, seconds in (("short-1", 0.5), ("short-2", 0.5), ("long-1", 30), ("long-2", 30)):
         await enqueue(queue_db, "tests.sleep", {"key": key, "seconds": seconds})
 

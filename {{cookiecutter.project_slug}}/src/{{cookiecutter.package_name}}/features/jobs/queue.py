@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from pgqueuer import AsyncpgDriver, Queries
@@ -25,8 +25,6 @@ from ...observability import request_id_var
 from .metrics import JobMetrics
 from .settings import JobsSettings
 
-if TYPE_CHECKING:
-    from .local import LocalRunner
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +39,12 @@ class Job:
 
 
 Handler = Callable[[Job], Awaitable[None]]
+
+
+class Holder(Protocol):
+    """Where jobs wait for their session's commit when there is no queue table (``local.LocalRunner``)."""
+
+    def hold(self, session: AsyncSession, job_type: str, body: bytes, headers: dict[str, str] | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,7 @@ class JobQueue:
     cfg: JobsSettings
     metrics: Metrics
     handlers: dict[str, Handler] = field(default_factory=dict)
-    local: LocalRunner | None = None  # on the embedded SQLite: runs the jobs in this process
+    local: Holder | None = None  # on the embedded SQLite: runs the jobs in this process
     builders: Builders = field(default_factory=Builders)
 
     def __post_init__(self) -> None:

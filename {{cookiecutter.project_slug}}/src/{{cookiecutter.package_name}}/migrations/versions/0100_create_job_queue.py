@@ -28,8 +28,12 @@ def _execute_script(sql: str) -> None:
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return  # the embedded SQLite keeps no queue: the server runs its jobs in-process
     _execute_script(QueryBuilderEnvironment().build_install_query(create_schema=False))
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
     _execute_script(QueryBuilderEnvironment().build_uninstall_query())
