@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ...db import Database
-from ...shutdown import closing
 from .. import Assembly, Command, Feature
 from .commands import jobs_command, parse_jobs
 from .local import LocalRunner
@@ -51,7 +50,7 @@ async def lifespan(assembly: Assembly) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await closing("in-process jobs", runner.close, settings.server.shutdown_close_seconds)()
+        await runner.close()  # cancels its tasks: what still waits is lost, as local.py says
 
 
 feature = Feature(

@@ -26,7 +26,6 @@ from .metrics import JobMetrics
 from .settings import JobsSettings
 
 
-
 @dataclass(frozen=True, slots=True)
 class Job:
     """One run of a job, as its handler gets it."""
