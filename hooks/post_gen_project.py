@@ -30,9 +30,21 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
     ],
     ("include_example_api", "no"): [
         f"{PACKAGE}/features/items.py",
+        f"{PACKAGE}/features/item_jobs.py",
         f"{PACKAGE}/items",
         f"{PACKAGE}/migrations/versions/0001_create_items.py",
+        f"{PACKAGE}/migrations/versions/0002_item_processed_at.py",
+        f"{PACKAGE}/migrations/versions/0101_merge_items_and_jobs.py",
         "tests/items",
+        "tests/jobs/test_items.py",
+    ],
+    # After include_example_api's: the items' job goes with either.
+    ("include_jobs", "no"): [
+        f"{PACKAGE}/features/jobs",
+        f"{PACKAGE}/features/item_jobs.py",
+        f"{PACKAGE}/migrations/versions/0100_create_job_queue.py",
+        f"{PACKAGE}/migrations/versions/0101_merge_items_and_jobs.py",
+        "tests/jobs",
     ],
     ("include_error_reports", "no"): [f"{PACKAGE}/features/error_reports.py", "tests/error_reports"],
     ("include_tracing", "no"): [f"{PACKAGE}/features/tracing", f"{PACKAGE}/features/redis_traces.py", "tests/tracing"],

@@ -31,6 +31,7 @@ CHOICES: dict[str, list[str]] = {
     "include_example_api": ["yes", "no"],
     "include_error_reports": ["no", "yes"],
     "include_tracing": ["yes", "no"],
+    "include_jobs": ["yes", "no"],
     "ci": ["github", "none"],
     "license": ["MIT", "Apache-2.0", "Proprietary"],
 }

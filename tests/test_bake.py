@@ -131,6 +131,7 @@ EVERYTHING = {
     "include_example_api": "yes",
     "include_tracing": "yes",
     "include_error_reports": "yes",
+    "include_jobs": "yes",
 }
 NOTHING = {
     "include_k8s": "no",
@@ -139,6 +140,7 @@ NOTHING = {
     "include_example_api": "no",
     "include_tracing": "no",
     "include_error_reports": "no",
+    "include_jobs": "no",
 }
 COMBINATIONS = [
     pytest.param({"include_k8s": "no"}, "unit", id="no-k8s"),
@@ -147,6 +149,8 @@ COMBINATIONS = [
     pytest.param({"include_example_api": "no"}, "unit", id="no-example-api"),
     pytest.param({"include_tracing": "no"}, "unit", id="no-tracing"),
     pytest.param({"include_error_reports": "yes"}, "error-reports", id="error-reports"),
+    pytest.param({"include_jobs": "no"}, "unit", id="no-jobs"),
+    pytest.param({"include_jobs": "no", "include_example_api": "no", "include_redis": "no"}, "unit", id="no-jobs-api"),
     pytest.param({"ci": "none"}, "unit", id="no-ci"),
     pytest.param({"license": "Proprietary"}, "unit", id="proprietary"),
     pytest.param(
@@ -195,12 +199,18 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
         pytest.param(
             {"include_error_reports": "no"}, re.compile(r"sentry|error.reports", re.IGNORECASE), id="no-error-reports"
         ),
+        pytest.param(
+            {"include_jobs": "no"},
+            # GitHub's workflows have a "jobs:" key; Kubernetes' migration Job and Prometheus' job label stay.
+            re.compile(r"pgqueuer|JOBS_|\bjobs\b(?!:)|\bworker\.yaml|keda|ScaledObject", re.IGNORECASE),
+            id="no-jobs",
+        ),
     ],
 )
 def test_an_option_left_out_leaves_no_trace(answers: dict[str, str], absent: re.Pattern[str], tmp_path: Path) -> None:
     """Without Redis, nothing in the project names it; without the example API, nothing names its items; without
     tracing, nothing names OpenTelemetry, its variables or its ids; without the error reports, nothing names
-    Sentry."""
+    Sentry; without the jobs, nothing names the queue, its settings, its worker or KEDA."""
     project = bake(tmp_path, **answers)
     traces = [
         f"{path.relative_to(project)}: {match.group()}"

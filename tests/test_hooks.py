@@ -347,6 +347,7 @@ def test_cli_unchosen_parts_are_absent(tmp_path: Path) -> None:
         "include_redis=no",
         "include_example_api=no",
         "include_tracing=no",
+        "include_jobs=no",
         "ci=none",
     ]
     result = cli_bake(tmp_path, *answers)
@@ -355,7 +356,7 @@ def test_cli_unchosen_parts_are_absent(tmp_path: Path) -> None:
     project = tmp_path / "orders-service"
     package = project / "src" / "orders_service"
     assert project.is_dir() and (package / "app.py").is_file()
-    for gone in ("k8s", "monitoring", ".github", "tests/redis_cache", "tests/items", "tests/tracing"):
+    for gone in ("k8s", "monitoring", ".github", "tests/redis_cache", "tests/items", "tests/tracing", "tests/jobs"):
         assert not (project / gone).exists(), gone
     assert sorted(path.name for path in (package / "features").iterdir()) == ["__init__.py"]
     assert not (package / "items").exists()

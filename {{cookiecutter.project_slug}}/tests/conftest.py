@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from {{ cookiecutter.package_name }} import features, migrations
-from {{ cookiecutter.package_name }}.db import Base, create_engine
+from {{ cookiecutter.package_name }}.db import create_engine
 from {{ cookiecutter.package_name }}.settings import DbSettings, ServerSettings, Settings, SettingsError
 from tests.routes import create_test_app
 from tests.servers import ServerHandle, postgres_server
@@ -29,6 +29,7 @@ SettingsFactory = Callable[..., Settings]
 # An in-process client reaches the management port (/metrics, /admin, /health/detailed) by naming it in the URL:
 # httpx puts the URL's port in scope["server"], which the app reads. No test sets MANAGEMENT_PORT.
 MANAGEMENT = f"http://test:{ServerSettings.model_fields['management_port'].default}"
+EVERY_TABLE = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
 
 
 @pytest.fixture
@@ -106,10 +107,12 @@ async def migrated(postgres: ServerHandle) -> str:
 async def services_settings(make_settings: SettingsFactory, migrated: str) -> AsyncIterator[Settings]:
     """Settings pointing at the real PostgreSQL, after emptying every table."""
     settings = make_settings(DATABASE_URL=migrated)
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
-    if tables:
-        engine = create_engine(settings.db)
-        async with engine.begin() as conn:
+    engine = create_engine(settings.db)
+    async with engine.begin() as conn:
+        # Every table, the models' and those a part creates with SQL of its own, but the migrations' record.
+        found = await conn.scalars(text(EVERY_TABLE))
+        tables = ", ".join(f'"{name}"' for name in found)
+        if tables:
             await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY"))
-        await engine.dispose()
+    await engine.dispose()
     yield settings

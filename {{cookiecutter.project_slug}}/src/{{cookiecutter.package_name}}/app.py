@@ -116,12 +116,14 @@ async def _open(
     database = assembly.get(Database)
     remote = assembly.find(RemoteCache)
     local = cache.LocalCache(settings.cache.local_max_items, settings.cache.local_ttl_seconds)
+    shared = cache.Cache(remote, settings.cache, metrics, local)
+    assembly.provide(cache.Cache, shared)  # for a part's background work, which reads it once every part is open
     state = State(
         settings=settings,
         lifecycle=assembly.lifecycle,
         metrics=metrics,
         database=database,
-        cache=cache.Cache(remote, settings.cache, metrics, local),
+        cache=shared,
         guards=assembly.guards,
         health=assembly.checks,
         resources=dict(assembly.resources),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -20,9 +21,22 @@ async def test_items_round_trip(make_settings: SettingsFactory) -> None:
         assert UTC_TIMESTAMP.fullmatch(item["created_at"]), item["created_at"]
         fetched = await client.get(f"/api/v1/items/{item['id']}")
         assert fetched.status_code == 200
-        assert fetched.json() == item
+        assert fetched.json() | {"processed_at": None} == item | {"processed_at": None}  # it may be processed by now
         page = await client.get("/api/v1/items", params={"limit": 10})
         assert [entry["id"] for entry in page.json()["items"]] == [item["id"]]
+
+
+async def test_a_created_item_gets_processed(make_settings: SettingsFactory) -> None:
+    """A created item's processed_at is filled soon after, and a read shows it (its cached copy dropped)."""
+    async with client_for(make_settings()) as client:
+        item = (await client.post("/api/v1/items", json={"name": "nut"})).json()
+        read = await client.get(f"/api/v1/items/{item['id']}")  # caches what it finds, processed or not
+        for _ in range(100):
+            if read.json()["processed_at"] is not None:
+                break
+            await asyncio.sleep(0.05)
+            read = await client.get(f"/api/v1/items/{item['id']}")
+        assert UTC_TIMESTAMP.fullmatch(read.json()["processed_at"] or ""), read.json()
 
 
 @pytest.mark.parametrize(

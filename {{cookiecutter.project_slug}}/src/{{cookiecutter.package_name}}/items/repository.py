@@ -7,12 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import Database
 from .models import Item
+from .processing import ItemProcessing
 from .schemas import ItemCreate
 
 
 class ItemRepository:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, processing: ItemProcessing | None = None) -> None:
         self.database = database
+        self.processing = processing
 
     async def get(self, item_id: int) -> Item | None:
         async def get(session: AsyncSession) -> Item | None:
@@ -29,6 +31,8 @@ class ItemRepository:
     async def create(self, data: ItemCreate) -> Item:
         async def create(session: AsyncSession) -> Item:
             item: Item = (await session.scalars(insert(Item).values(**data.model_dump()).returning(Item))).one()
+            if self.processing is not None:
+                item.processed_at = await self.processing.created(session, item.id)  # one transaction for both
             await session.commit()
             return item
 

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from ..errors import PROBLEM_RESPONSES, problem_response
 from ..state import StateDep
+from .processing import ItemProcessing
 from .repository import ItemRepository
 from .schemas import ItemCreate, ItemOut, ItemPage
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/api/v1/items", tags=["items"], responses=PROBLEM_RES
 ItemId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The item's id")]
 
 
-def _key(item_id: int) -> str:
+def cache_key(item_id: int) -> str:
     return f"items:{item_id}"
 
 
@@ -29,7 +30,7 @@ def _key(item_id: int) -> str:
 )
 async def create_item(data: ItemCreate, state: StateDep) -> Response:
     # Cache-aside: the first read fills the cache, so a write costs no cache round trip.
-    item = await ItemRepository(state.database).create(data)
+    item = await ItemRepository(state.database, state.get(ItemProcessing)).create(data)
     body = ItemOut.model_validate(item).model_dump_json().encode()
     return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
@@ -41,7 +42,7 @@ async def get_item(item_id: ItemId, state: StateDep) -> Response:
         item = await ItemRepository(state.database).get(item_id)
         return None if item is None else ItemOut.model_validate(item).model_dump_json().encode()
 
-    body = await state.cache.get_or_load(_key(item_id), load)
+    body = await state.cache.get_or_load(cache_key(item_id), load)
     if body is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No item with id {item_id}.")
     return Response(body, media_type="application/json")

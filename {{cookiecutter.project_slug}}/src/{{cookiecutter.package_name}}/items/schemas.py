@@ -56,6 +56,7 @@ class ItemOut(BaseModel):
     name: str
     description: str | None
     created_at: Timestamp
+    processed_at: Timestamp | None
 
 
 class ItemPage(BaseModel):
