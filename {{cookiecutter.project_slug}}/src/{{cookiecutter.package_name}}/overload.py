@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .checks import Check, Result
 from .metrics import Metrics
@@ -83,10 +83,19 @@ class AdmissionMiddleware:
             await send(_END)
             return
         admitted_at = limit.clock()
+        status = 0
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_noting_status)
         finally:
-            limit.release(admitted_at)
+            # A guard's refusal further in (503) or a passed deadline (504): more was admitted than can be served.
+            limit.release(admitted_at, dropped=status in (503, 504))
 
 
 def sampler(admission: Admission) -> Callable[[Metrics], None]:
