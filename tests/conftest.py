@@ -117,6 +117,10 @@ CONTAINERS_OFF = (
 )
 
 
+# tests/parts holds a part and its test written for a bake (tests/test_parts.py copies them in), not tests of this suite.
+collect_ignore = ["parts"]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """One worker runs every test that uses the container sandbox: it starts the Docker API and stops it. Unless
     the container path is allowed, those tests are skipped, each with the reason and how to run them."""

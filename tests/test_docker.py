@@ -210,10 +210,12 @@ def test_compose_runs_migrations_before_the_app(default_project: Path) -> None:
 
 
 def test_compose_without_redis_runs_no_redis(tmp_path: Path) -> None:
-    """With include_redis=no, compose runs the app, its migration and PostgreSQL, and gives the app no Redis URL."""
+    """With include_redis=no, compose runs the app, its migration, its jobs' worker and PostgreSQL, and gives the
+    app no Redis URL."""
     project = bake(tmp_path, include_redis="no")
     services = yaml.safe_load((project / "docker-compose.yml").read_text())["services"]
-    assert sorted(services) == ["app", "migrate", "postgres"]
+    assert sorted(services) == ["app", "migrate", "postgres", "worker"]
+    assert not [name for name in services["worker"]["environment"] if "REDIS" in name]
     assert services["app"]["depends_on"] == {
         "migrate": {"condition": "service_completed_successfully"},
         "postgres": {"condition": "service_healthy"},

@@ -101,9 +101,3 @@ class Prober:
 
     def failed(self, path: str) -> list[tuple[int, float]]:
         return [(code, took) for p, code, took, _ in self.results if p == path and (code != 200 or took >= 1.0)]
-
-
-def seed(base: str, count: int) -> None:
-    with httpx.Client(base_url=base, timeout=10) as client:
-        for i in range(count):
-            client.post("/api/v1/items", json={"name": f"item {i}", "description": "load"}).raise_for_status()

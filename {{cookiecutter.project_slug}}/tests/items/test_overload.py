@@ -11,11 +11,17 @@ from pathlib import Path
 import httpx
 
 from tests.failures.conftest import gunicorn
-from tests.load import SERVER_CPU, Prober, hey, pinned, seed
+from tests.load import SERVER_CPU, Prober, hey, pinned
 from tests.servers import ServerHandle
 
 PAGE = "/api/v1/items?limit=50"
 PROBES = ("/health/live", "/health/ready")
+
+
+def seed(base: str, count: int) -> None:
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for i in range(count):
+            client.post("/api/v1/items", json={"name": f"item {i}", "description": "load"}).raise_for_status()
 
 
 def test_three_times_capacity_is_shed_early_and_probes_keep_answering(
