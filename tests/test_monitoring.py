@@ -86,7 +86,29 @@ def test_podmonitor_scrapes_the_management_port(default_project: Path, rules: di
     assert endpoint["path"] == annotations["prometheus.io/path"] == "/metrics"
     job = labels[monitor["spec"]["jobLabel"]]
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
-    assert all(f'job="{job}"' in expr for expr in exprs if "job=" in expr) and any("job=" in e for e in exprs)
+    worker = f'job="{job}-worker"'  # the job worker's rules, scraped by worker-podmonitor.yaml
+    assert all(f'job="{job}"' in expr or worker in expr for expr in exprs if "job=" in expr)
+    assert any(f'job="{job}"' in expr for expr in exprs)
+
+
+def test_worker_podmonitor_scrapes_the_worker(default_project: Path, rules: dict[str, Any]) -> None:
+    """The worker's PodMonitor selects the worker's pods, scrapes its metrics port (JOBS_PORT) on the annotations'
+    path, and gives the job label that the jobs' rules and the worker's ScaledObject select."""
+    monitor = yaml.safe_load((default_project / "monitoring" / "prometheus" / "worker-podmonitor.yaml").read_text())
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    base = default_project / "k8s" / "base"
+    pod = yaml.safe_load((base / "worker-deployment.yaml").read_text())["spec"]["template"]
+    labels, annotations = pod["metadata"]["labels"], pod["metadata"]["annotations"]
+    ports = {port["name"]: port["containerPort"] for port in pod["spec"]["containers"][0]["ports"]}
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert annotations["prometheus.io/port"] == str(ports[endpoint["port"]])
+    assert endpoint["path"] == annotations["prometheus.io/path"] == "/metrics"
+    job = f'job="{labels[monitor["spec"]["jobLabel"]]}"'
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"] if "jobs_" in rule["expr"]]
+    scaled = yaml.safe_load((base / "worker-scaledobject.yaml").read_text())["spec"]["triggers"]
+    exprs += [trigger["metadata"]["query"] for trigger in scaled]
+    assert exprs and all(job in expr for expr in exprs)
 
 
 def test_dashboard_is_plain_grafana_json(dashboard: dict[str, Any]) -> None:
