@@ -46,6 +46,7 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
         "k8s/base/worker-networkpolicy.yaml",
         "k8s/base/worker-scaledobject.yaml",
         "monitoring/prometheus/worker-podmonitor.yaml",
+        "monitoring/grafana/jobs-dashboard.json",
         f"{PACKAGE}/features/item_jobs.py",
         f"{PACKAGE}/migrations/versions/0100_create_job_queue.py",
         f"{PACKAGE}/migrations/versions/0101_merge_items_and_jobs.py",
