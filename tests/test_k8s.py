@@ -104,9 +104,9 @@ def strict(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out = {key: strict(value) for key, value in schema.items()}
-    if "properties" in schema and "additionalProperties" not in schema:
-        if not schema.get("x-kubernetes-preserve-unknown-fields"):
-            out["additionalProperties"] = False
+    open_ended = "additionalProperties" in schema or schema.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in schema and not open_ended:
+        out["additionalProperties"] = False
     return out
 
 
@@ -425,7 +425,9 @@ def test_worker_runs_the_release_as_the_pods_do(
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         spec = container[probe]["httpGet"]
         assert (spec["path"], resolve_port(container, spec["port"])) == (health["path_prefix"] + "/live", jobs["port"])
-    assert jobs["shutdown_seconds"] + SHUTDOWN_MARGIN_SECONDS <= pod.get("terminationGracePeriodSeconds", 30)
+    shutdown = float(one(objects, "ConfigMap")["data"]["JOBS_SHUTDOWN_SECONDS"])
+    assert shutdown + SHUTDOWN_MARGIN_SECONDS <= pod.get("terminationGracePeriodSeconds", 30)
+    assert int(one(objects, "ConfigMap")["data"]["JOBS_PORT"]) == jobs["port"]
     labels = worker["spec"]["template"]["metadata"]["labels"]
     annotations = worker["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(jobs["port"])
@@ -462,13 +464,17 @@ def test_worker_network_policy(rendered: dict[str, list[Obj]], settings: dict[st
     assert all("to" not in rule for rule in own["egress"])
 
 
-def test_without_jobs_there_is_no_worker(tmp_path: Path) -> None:
-    """With include_jobs=no the manifests hold no worker object, and every object stays valid."""
+def test_without_jobs_there_is_no_worker(default_bin: Path, tmp_path: Path) -> None:
+    """With include_jobs=no the manifests hold no worker object, the ConfigMap exactly that service's settings (no
+    JOBS_ one), and every object stays valid."""
     project = bake(tmp_path, include_jobs="no")
+    names = settings_info(default_bin, project, {}, tmp_path)["names"]
+    assert names and not [name for name in names if name.startswith("JOBS_")]
     assert not list((project / "k8s").rglob("worker-*"))
     assert not [path.name for path in (project / "monitoring").rglob("*") if path.name.startswith(("worker-", "jobs-"))]
     for objects in render(project).values():
         assert [obj["metadata"]["name"] for obj in objects if obj["metadata"]["name"].endswith("-worker")] == []
         assert len([obj for obj in objects if obj["kind"] == "ScaledObject"]) == 1
+        assert sorted(one(objects, "ConfigMap")["data"]) == sorted(names)
         for obj in objects:
             validate_object(obj, VERSIONS[-1])
