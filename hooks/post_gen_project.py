@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 # (answer, value) -> paths, relative to the project folder, that exist only when the answer is not this value;
 # "{answer}" in a path stands for that answer.
@@ -41,6 +41,12 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
     # After include_example_api's: the items' job goes with either.
     ("include_jobs", "no"): [
         f"{PACKAGE}/features/jobs",
+        "k8s/base/worker-deployment.yaml",
+        "k8s/base/worker-pdb.yaml",
+        "k8s/base/worker-networkpolicy.yaml",
+        "k8s/base/worker-scaledobject.yaml",
+        "monitoring/prometheus/worker-podmonitor.yaml",
+        "monitoring/grafana/jobs-dashboard.json",
         f"{PACKAGE}/features/item_jobs.py",
         f"{PACKAGE}/migrations/versions/0100_create_job_queue.py",
         f"{PACKAGE}/migrations/versions/0101_merge_items_and_jobs.py",
@@ -55,7 +61,8 @@ REMOVALS: dict[tuple[str, str], list[str]] = {
 def remove_unselected(answers: Mapping[str, str], project: Path) -> list[str]:
     """Remove the paths of every option not chosen; return one warning per path that was not there.
 
-    A path that belongs to two options (a part of both) goes with the first of them. A missing path is not an
+    A path that belongs to two options (a part of both) goes with the first of them, and so does a path inside a
+    folder an earlier option removed (a jobs manifest under ``k8s``). A missing path is not an
     error for the user, whose project is fine, but it means ``REMOVALS`` and the template have drifted apart, so
     it is reported rather than ignored.
     """
@@ -66,7 +73,7 @@ def remove_unselected(answers: Mapping[str, str], project: Path) -> list[str]:
             continue
         for name in (path.format_map(answers) for path in paths):
             target = project / name
-            if name in removed:
+            if name in removed or removed.intersection(str(parent) for parent in PurePosixPath(name).parents):
                 continue
             removed.add(name)
             if target.is_dir() and not target.is_symlink():

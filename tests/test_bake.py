@@ -201,8 +201,9 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
         ),
         pytest.param(
             {"include_jobs": "no"},
-            # GitHub's workflows have a "jobs:" key; Kubernetes' migration Job and Prometheus' job label stay.
-            re.compile(r"pgqueuer|JOBS_|\bjobs\b(?!:)|\bworker\.yaml|keda|ScaledObject", re.IGNORECASE),
+            # GitHub's workflows have a "jobs:" key; Kubernetes' migration Job and Prometheus' job label stay, and
+            # the API scales with KEDA in every bake.
+            re.compile(r"pgqueuer|JOBS_|\bjobs\b(?!:)|\bworker[-.](yaml|podmonitor|networkpolicy)", re.IGNORECASE),
             id="no-jobs",
         ),
     ],
@@ -210,7 +211,7 @@ def test_combination_bakes_clean(answers: dict[str, str], suite: str, tool_env: 
 def test_an_option_left_out_leaves_no_trace(answers: dict[str, str], absent: re.Pattern[str], tmp_path: Path) -> None:
     """Without Redis, nothing in the project names it; without the example API, nothing names its items; without
     tracing, nothing names OpenTelemetry, its variables or its ids; without the error reports, nothing names
-    Sentry; without the jobs, nothing names the queue, its settings, its worker or KEDA."""
+    Sentry; without the jobs, nothing names the queue, its settings or its worker's manifests."""
     project = bake(tmp_path, **answers)
     traces = [
         f"{path.relative_to(project)}: {match.group()}"

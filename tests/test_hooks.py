@@ -387,3 +387,22 @@ def test_missing_removal_path_is_reported(tmp_path: Path) -> None:
     warnings = post_gen.remove_unselected({"include_k8s": "no"}, tmp_path)
     assert len(warnings) == 1
     assert warnings[0].startswith("include_k8s=no: k8s ")
+
+
+def test_a_path_inside_a_removed_folder_is_no_drift(tmp_path: Path) -> None:
+    """A part's file inside a folder that an earlier answer removed (the jobs' PodMonitor under monitoring, their
+    manifests under k8s) gives no warning; with the folder kept, the part's files alone go."""
+    base, prometheus = tmp_path / "k8s" / "base", tmp_path / "monitoring" / "prometheus"
+    base.mkdir(parents=True)
+    prometheus.mkdir(parents=True)
+    for name in ("deployment", "worker-deployment", "worker-pdb", "worker-networkpolicy", "worker-scaledobject"):
+        (base / f"{name}.yaml").write_text("x: 1\n")
+    (prometheus / "worker-podmonitor.yaml").write_text("x: 1\n")
+    (tmp_path / "monitoring" / "grafana").mkdir()
+    (tmp_path / "monitoring" / "grafana" / "jobs-dashboard.json").write_text("{}")
+    answers = {"include_k8s": "yes", "include_monitoring": "no", "include_jobs": "no", "package_name": "p"}
+    warnings = post_gen.remove_unselected(answers, tmp_path)
+    assert [path.name for path in base.iterdir()] == ["deployment.yaml"]
+    assert not (tmp_path / "monitoring").exists()
+    assert [w for w in warnings if "worker-" in w or "jobs-" in w] == []
+    assert [w for w in post_gen.remove_unselected({**answers, "include_k8s": "no"}, tmp_path) if "worker-" in w] == []

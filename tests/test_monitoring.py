@@ -86,13 +86,35 @@ def test_podmonitor_scrapes_the_management_port(default_project: Path, rules: di
     assert endpoint["path"] == annotations["prometheus.io/path"] == "/metrics"
     job = labels[monitor["spec"]["jobLabel"]]
     exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
-    # The worker's rules select the worker's own job, which its own monitor names.
-    api = [expr for expr in exprs if "job=" in expr and f'job="{job}-worker"' not in expr]
-    assert api and all(f'job="{job}"' in expr for expr in api)
+    worker = f'job="{job}-worker"'  # the job worker's rules, scraped by worker-podmonitor.yaml
+    assert all(f'job="{job}"' in expr or worker in expr for expr in exprs if "job=" in expr)
+    assert any(f'job="{job}"' in expr for expr in exprs)
 
 
-def test_dashboard_is_plain_grafana_json(dashboard: dict[str, Any]) -> None:
-    """The dashboard is copied unrendered: one data source variable, unique panel ids, a query in every panel."""
+def test_worker_podmonitor_scrapes_the_worker(default_project: Path, rules: dict[str, Any]) -> None:
+    """The worker's PodMonitor selects the worker's pods, scrapes its metrics port (JOBS_PORT) on the annotations'
+    path, and gives the job label that the jobs' rules and the worker's ScaledObject select."""
+    monitor = yaml.safe_load((default_project / "monitoring" / "prometheus" / "worker-podmonitor.yaml").read_text())
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    base = default_project / "k8s" / "base"
+    pod = yaml.safe_load((base / "worker-deployment.yaml").read_text())["spec"]["template"]
+    labels, annotations = pod["metadata"]["labels"], pod["metadata"]["annotations"]
+    ports = {port["name"]: port["containerPort"] for port in pod["spec"]["containers"][0]["ports"]}
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert annotations["prometheus.io/port"] == str(ports[endpoint["port"]])
+    assert endpoint["path"] == annotations["prometheus.io/path"] == "/metrics"
+    job = f'job="{labels[monitor["spec"]["jobLabel"]]}"'
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"] if "jobs_" in rule["expr"]]
+    scaled = yaml.safe_load((base / "worker-scaledobject.yaml").read_text())["spec"]["triggers"]
+    exprs += [trigger["metadata"]["query"] for trigger in scaled]
+    assert exprs and all(job in expr for expr in exprs)
+
+
+@pytest.mark.parametrize("name", ["dashboard.json", "jobs-dashboard.json"])
+def test_dashboard_is_plain_grafana_json(default_project: Path, name: str) -> None:
+    """Each dashboard is copied unrendered: one data source variable, unique panel ids, a query in every panel."""
+    dashboard = json.loads((default_project / "monitoring" / "grafana" / name).read_text())
     text = json.dumps(dashboard)
     assert "cookiecutter" not in text and "{%" not in text
     assert [v["type"] for v in dashboard["templating"]["list"]][:1] == ["datasource"]
@@ -247,3 +269,27 @@ def test_open_breaker_scrapes_as_state_two(scrapes: dict[str, str]) -> None:
     assert re.search(r'^breaker_state\{dependency="database"\} 2\.0$', outage, re.MULTILINE), outage
     assert re.search(r'^breaker_transitions_total\{[^}]*to_state="open"[^}]*\} [1-9]', outage, re.MULTILINE)
     assert re.search(r'^breaker_state\{dependency="database"\} 0\.0$', scrapes["healthy"], re.MULTILINE)
+
+
+JOBS_SCRIPT = """
+from prometheus_client import CollectorRegistry, generate_latest
+from {package}.features.jobs.metrics import OUTCOMES, JobMetrics
+registry = CollectorRegistry()
+metrics = JobMetrics(registry)
+metrics.depth.labels("queued").set(3)
+metrics.oldest.set(1.5)
+for outcome in OUTCOMES:
+    metrics.ran("example", outcome, 0.2)
+print(generate_latest(registry).decode())
+"""
+
+
+def test_jobs_dashboard_uses_the_workers_metric_names(default_bin: Path, default_project: Path, tmp_path: Path) -> None:
+    """Every metric the jobs dashboard queries is in a real exposition of the worker's job metrics."""
+    package = next(p.name for p in (default_project / "src").iterdir() if (p / "__init__.py").exists())
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(default_project / "src")}
+    exposition = run([str(default_bin / "python"), "-c", JOBS_SCRIPT.format(package=package)], cwd=tmp_path, env=env)
+    jobs = json.loads((default_project / "monitoring" / "grafana" / "jobs-dashboard.json").read_text())
+    used = used_names({"groups": []}, jobs)
+    assert {"jobs_queue_depth", "jobs_oldest_queued_age_seconds"} <= used
+    assert used - EXTERNAL <= sample_names(exposition.stdout)
