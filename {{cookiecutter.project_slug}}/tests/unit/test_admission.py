@@ -36,15 +36,15 @@ def measured(limit: GradientLimit, clock: FakeClock, rtt: float = 0.002) -> None
     assert limit.min_rtt is not None
 
 
-def test_measures_the_minimum_rtt_first_at_min_concurrency() -> None:
-    """Until the first requests have measured the idle latency, only min_concurrency are admitted at once."""
+def test_measures_the_minimum_rtt_first_at_the_initial_limit() -> None:
+    """While the first requests measure the idle latency, the initial limit holds: a pod that starts under load is
+    not refused for the sake of a measurement."""
     limit, clock = make()
     admitted_at = clock()
-    assert [limit.try_acquire() for _ in range(5)] == [True, True, True, False, False]
+    assert [limit.try_acquire() for _ in range(21)] == [True] * 20 + [False]
     clock.advance(0.002)
-    for _ in range(3):
+    for _ in range(20):
         limit.release(admitted_at)
-    measured(limit, clock)
     assert limit.min_rtt == pytest.approx(0.002)
     assert limit.current == 20
 

@@ -19,9 +19,11 @@ is admitted is what its client still waits for. Measured first with a FIFO queue
 3x offered load from 2,000 clients, the admitted requests had waited 1.6 s at the 90th percentile, and most of
 them were served after their clients had given up.
 
-The minimum RTT is measured as Envoy does, by pinning the limit to ``min_concurrency`` until ``min_rtt_requests``
-requests have finished: at start, and when the limit has sat on its floor for a whole window, the sign that the
-baseline itself moved (a dependency that became slower). Envoy also pins it every minute; here a window in which
+The minimum RTT is measured from the first ``min_rtt_requests`` requests, at ``initial_limit``: a pod that starts
+under load is not refused while it measures (pinned to 3 at start, a new pod of a rolling deploy refused most of
+its first requests). When the limit has sat on its floor, the sign that the baseline itself moved (a dependency
+that became slower), it is measured again as Envoy does, pinned to ``min_concurrency`` until ``min_rtt_requests``
+requests have finished. Envoy also pins it every minute; here a window in which
 no more than ``min_concurrency`` requests were ever in flight measures it for free, and no steady traffic is
 refused for the sake of a measurement. As in Gradient2, the limit does not grow while fewer than half of it are
 in use: light traffic says nothing about capacity.
@@ -71,11 +73,12 @@ class GradientLimit:
         now = clock()
         self._window_ends = now + cfg.window_seconds
         self._measuring_since: float | None = now  # measuring the minimum RTT from the first request on
+        self._pinned = False  # to min_concurrency while measuring: after the limit floored, not at start
 
     @property
     def current(self) -> int:
         """The number of requests admitted at once right now."""
-        return self.cfg.min_concurrency if self._measuring_since is not None else int(self.limit)
+        return self.cfg.min_concurrency if self._pinned else int(self.limit)
 
     @property
     def queue_delay(self) -> float:
@@ -117,6 +120,7 @@ class GradientLimit:
         self.min_rtt = _median(self._samples)
         self._samples.clear()
         self._measuring_since = None
+        self._pinned = False
         self._peak = self.in_flight
         self._window_ends = now + self.cfg.window_seconds
 
@@ -142,6 +146,7 @@ class GradientLimit:
         self._window_ends = now + cfg.window_seconds
         if floored:
             self._measuring_since = now
+            self._pinned = True
 
     def _next(self, gradient: float) -> float:
         if gradient >= 1.0 and self._peak < self.limit / 2:
