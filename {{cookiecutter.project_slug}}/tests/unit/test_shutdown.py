@@ -39,3 +39,16 @@ async def test_resources_close_in_reverse_order(make_settings: SettingsFactory, 
         pass
     closed = [json.loads(line)["message"] for line in captured_logs() if '"closed ' in line]
     assert closed == ["closed background tasks", "closed database pool"]
+
+
+async def test_a_part_can_await_the_start_of_draining() -> None:
+    """draining_started() waits while the process serves and returns once draining begins."""
+    from {{ cookiecutter.package_name }}.shutdown import Lifecycle
+
+    lifecycle = Lifecycle()
+    waiter = asyncio.ensure_future(lifecycle.draining_started())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    lifecycle.begin_draining()
+    await asyncio.wait_for(waiter, 1)
+    assert lifecycle.draining
